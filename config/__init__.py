@@ -1,0 +1,1 @@
+"""Settings of crisis-radar and its shipped configuration files."""

@@ -1,0 +1,98 @@
+"""Sentiment scoring behind a small protocol; VADER is the shipped implementation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from detector.model import Author, Engagement, Mention
+
+# VADER's documented cut-off: compound <= -0.05 is negative.
+NEGATIVE_COMPOUND = -0.05
+
+
+class SentimentScorer(Protocol):
+    """Anything that maps a text to a compound polarity in [-1, 1]."""
+
+    name: str
+
+    def compound(self, text: str) -> float: ...
+
+
+class VaderScorer:
+    """VADER (vaderSentiment 3.3.2) compound score."""
+
+    name = "vader"
+
+    def __init__(self) -> None:
+        self._analyzer = SentimentIntensityAnalyzer()
+
+    def compound(self, text: str) -> float:
+        return float(self._analyzer.polarity_scores(text)["compound"])
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredMention:
+    """A valid mention with its sentiment: the unit the detector consumes."""
+
+    mention: Mention
+    compound: float
+
+    @property
+    def negative(self) -> bool:
+        return self.compound <= NEGATIVE_COMPOUND
+
+
+def score(mention: Mention, scorer: SentimentScorer) -> ScoredMention:
+    return ScoredMention(mention=mention, compound=scorer.compound(mention.text))
+
+
+def to_wire(scored: ScoredMention) -> dict[str, object]:
+    """Plain-JSON form of a scored mention, for the internal repartition topic."""
+    m = scored.mention
+    return {
+        "id": m.id,
+        "brand": m.brand,
+        "text": m.text,
+        "created_at": m.created_at,
+        "platform": m.platform,
+        "lang": m.lang,
+        "author_id": m.author.id,
+        "followers": m.author.followers,
+        "reposts": m.engagement.reposts,
+        "likes": m.engagement.likes,
+        "replies": m.engagement.replies,
+        "repost_of": m.repost_of,
+        "compound": scored.compound,
+    }
+
+
+def from_wire(data: dict[str, object]) -> ScoredMention:
+    """Inverse of ``to_wire``. Raises ``KeyError``/``TypeError``/``ValueError`` on a bad record."""
+
+    def opt_str(key: str) -> str | None:
+        value = data.get(key)
+        return None if value is None else str(value)
+
+    def num(key: str) -> float:
+        value = data.get(key, 0)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise TypeError(f"{key} must be a number")
+        return float(value)
+
+    mention = Mention(
+        id=str(data["id"]),
+        brand=str(data["brand"]),
+        text=str(data["text"]),
+        created_at=num("created_at"),
+        platform=opt_str("platform"),
+        lang=opt_str("lang"),
+        author=Author(id=opt_str("author_id"), followers=int(num("followers"))),
+        engagement=Engagement(
+            reposts=int(num("reposts")), likes=int(num("likes")), replies=int(num("replies"))
+        ),
+        repost_of=opt_str("repost_of"),
+    )
+    return ScoredMention(mention=mention, compound=num("compound"))

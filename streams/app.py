@@ -1,0 +1,186 @@
+"""The Faust application: topics, the brand-state table, two thin agents, /metrics.
+
+``ingest`` reads raw mention bytes, decodes and validates them (bad input goes to the
+dead-letter topic with its reason), scores the text and forwards it keyed by brand to
+the internal scored topic. ``detect`` reads that topic (so every brand's mentions meet
+in one partition), runs the detection core's ``step``, writes the brand's new state to
+the table, and sends alert events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from config.settings import Settings
+from detector import alerts
+from detector.core import Outcome, Position, step
+from detector.model import Rejection, parse_mention
+from detector.sentiment import SentimentScorer, VaderScorer, from_wire, score, to_wire
+from detector.state import BrandState
+from streams.metrics import WorkerMetrics
+
+log = logging.getLogger("crisis_radar.worker")
+
+STATE_TABLE = "brand-state"
+REASON_HEADER = "crisis-radar-reason"
+
+
+@dataclass
+class CrisisRadarApp:
+    """The Faust app and the objects its agents use, built from settings."""
+
+    app: faust.App
+    settings: Settings
+    metrics: WorkerMetrics
+    mentions_topic: Any
+    scored_topic: Any
+    alerts_topic: Any
+    dead_letter_topic: Any
+    table: Any
+    ingest: Any
+    detect: Any
+
+
+def faust_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "broker": settings.faust_broker,
+        "store": settings.store,
+        "datadir": settings.data_dir,
+        "topic_partitions": settings.partitions,
+        "broker_rebalance_timeout": settings.rebalance_timeout,
+        "broker_session_timeout": settings.session_timeout,
+        "broker_heartbeat_interval": min(3.0, settings.session_timeout / 3),
+        "web_host": settings.web_host,
+        "web_port": settings.web_port,
+        "web_bind": settings.web_host,
+        "consumer_auto_offset_reset": "earliest",
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    if settings.producer_max_batch_size:
+        options["producer_max_batch_size"] = settings.producer_max_batch_size
+    return options
+
+
+def create_app(
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    scorer: SentimentScorer | None = None,
+) -> CrisisRadarApp:
+    app = faust.App(settings.app_id, **faust_options(settings))
+    metrics = WorkerMetrics(registry or CollectorRegistry(), settings.metrics)
+    scorer = scorer or VaderScorer()
+    raw = {"key_type": bytes, "value_type": bytes}
+    mentions_topic = app.topic(settings.mentions_topic, **raw)
+    alerts_topic = app.topic(settings.alerts_topic, **raw)
+    dead_letter_topic = app.topic(settings.dead_letter_topic, **raw)
+    scored_topic = app.topic(
+        settings.scored_topic,
+        key_type=bytes,
+        value_serializer="json",
+        partitions=settings.partitions,
+        internal=True,
+    )
+    table = app.Table(
+        STATE_TABLE,
+        default=None,
+        partitions=settings.partitions,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+    )
+
+    async def dead_letter(message: Any, raw_value: bytes, reason: str, detail: str) -> None:
+        await dead_letter_topic.send(
+            key=message.key,
+            value=raw_value,
+            headers=[
+                (REASON_HEADER, reason.encode()),
+                ("crisis-radar-detail", detail.encode("utf-8", "replace")[:1000]),
+                ("crisis-radar-source", f"{message.topic}/{message.partition}/{message.offset}"
+                 .encode()),
+            ],
+        )
+        metrics.dead_letters.labels(reason=reason).inc()
+
+    @app.agent(mentions_topic, concurrency=1)
+    async def ingest(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            raw_value = event.value if isinstance(event.value, bytes) else b""
+            parsed = parse_mention(raw_value, now=time.time(), limits=settings.limits)
+            if isinstance(parsed, Rejection):
+                metrics.mentions.labels(stage="ingest", outcome="rejected").inc()
+                log.warning(
+                    "dead-lettered %s/%s/%s: %s",
+                    message.topic, message.partition, message.offset, parsed,
+                )
+                await dead_letter(message, raw_value, parsed.reason.value, parsed.detail)
+                continue
+            scored = score(parsed, scorer)
+            await scored_topic.send(key=parsed.brand.encode(), value=to_wire(scored))
+            metrics.mentions.labels(stage="ingest", outcome="accepted").inc()
+
+    @app.agent(scored_topic, concurrency=1)
+    async def detect(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                scored = from_wire(event.value)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                metrics.mentions.labels(stage="detect", outcome="corrupt").inc()
+                log.error("unreadable record on %s: %r", message.topic, exc)
+                await dead_letter(message, repr(event.value).encode(), "corrupt_internal",
+                                  str(exc))
+                continue
+            brand = scored.mention.brand
+            thresholds = settings.thresholds.for_brand(brand)
+            state = _load_state(table.get(brand), brand)
+            result = step(state, scored, thresholds, Position(message.partition, message.offset))
+            metrics.mentions.labels(stage="detect", outcome=result.outcome.value).inc()
+            if result.outcome is Outcome.DUPLICATE:
+                continue
+            table[brand] = result.state.to_dict()
+            label = metrics.brand_label(brand)
+            for decision in result.decisions:
+                cloud_event = alerts.to_event(decision, settings.alert_source)
+                await alerts_topic.send(key=brand.encode(), value=alerts.encode(cloud_event))
+                metrics.alerts.labels(brand=label, kind=decision.kind,
+                                      phase=decision.phase.value).inc()
+                log.info(
+                    "alert %s %s %s for %s (%s)", decision.kind, decision.phase.value,
+                    decision.alert_id, brand, decision.severity,
+                )
+            metrics.observe_state(result.state, thresholds.warmup_buckets)
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        body, content_type = metrics.exposition()
+        return web.bytes(body, headers={"Content-Type": content_type})
+
+    return CrisisRadarApp(
+        app=app,
+        settings=settings,
+        metrics=metrics,
+        mentions_topic=mentions_topic,
+        scored_topic=scored_topic,
+        alerts_topic=alerts_topic,
+        dead_letter_topic=dead_letter_topic,
+        table=table,
+        ingest=ingest,
+        detect=detect,
+    )
+
+
+def _load_state(stored: Any, brand: str) -> BrandState | None:
+    if stored is None:
+        return None
+    try:
+        return BrandState.from_dict(stored)
+    except (KeyError, TypeError, ValueError) as exc:
+        log.error("state of brand %r is unreadable (%r); starting it afresh", brand, exc)
+        return None
