@@ -52,7 +52,7 @@ def to_event(decision: AlertDecision, source: str = DEFAULT_SOURCE) -> dict[str,
             "factor": d.factor,
             "statistic": d.statistic,
             "thresholds": d.thresholds,
-            "samples": d.samples,
+            "samples": [{**s, "created_at": iso(s["created_at"])} for s in d.samples],
             "detector_version": d.detector_version,
         },
     }

@@ -20,7 +20,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 log = logging.getLogger("crisis_radar.kafka")
 
-# Faust settings the embedded broker needs (see docs/architecture.md): short group
+# Faust settings the embedded broker needs (see README, "Why these Faust settings"): short group
 # timeouts, because Tansu completes a join only after the rebalance timeout, and one
 # record per producer batch, because Tansu misreports the end offset after a batch.
 EMBEDDED_ENV = {
