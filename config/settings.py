@@ -218,7 +218,11 @@ def describe() -> list[tuple[str, str, str]]:
     """(environment variable, default, type) of every runtime setting, for --help."""
     defaults = Settings()
     return [
-        (env_name(f.name), str(getattr(defaults, f.name)), f.type if isinstance(f.type, str) else "")
+        (
+            env_name(f.name),
+            str(getattr(defaults, f.name)),
+            f.type if isinstance(f.type, str) else "",
+        )
         for f in fields(Settings)
         if f.name in _ENV_PARSERS
     ]

@@ -101,8 +101,10 @@ def create_app(
             headers=[
                 (REASON_HEADER, reason.encode()),
                 ("crisis-radar-detail", detail.encode("utf-8", "replace")[:1000]),
-                ("crisis-radar-source", f"{message.topic}/{message.partition}/{message.offset}"
-                 .encode()),
+                (
+                    "crisis-radar-source",
+                    f"{message.topic}/{message.partition}/{message.offset}".encode(),
+                ),
             ],
         )
         metrics.dead_letters.labels(reason=reason).inc()
@@ -117,7 +119,10 @@ def create_app(
                 metrics.mentions.labels(stage="ingest", outcome="rejected").inc()
                 log.warning(
                     "dead-lettered %s/%s/%s: %s",
-                    message.topic, message.partition, message.offset, parsed,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    parsed,
                 )
                 await dead_letter(message, raw_value, parsed.reason.value, parsed.detail)
                 continue
@@ -134,8 +139,7 @@ def create_app(
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 metrics.mentions.labels(stage="detect", outcome="corrupt").inc()
                 log.error("unreadable record on %s: %r", message.topic, exc)
-                await dead_letter(message, repr(event.value).encode(), "corrupt_internal",
-                                  str(exc))
+                await dead_letter(message, repr(event.value).encode(), "corrupt_internal", str(exc))
                 continue
             brand = scored.mention.brand
             thresholds = settings.thresholds.for_brand(brand)
@@ -149,11 +153,16 @@ def create_app(
             for decision in result.decisions:
                 cloud_event = alerts.to_event(decision, settings.alert_source)
                 await alerts_topic.send(key=brand.encode(), value=alerts.encode(cloud_event))
-                metrics.alerts.labels(brand=label, kind=decision.kind,
-                                      phase=decision.phase.value).inc()
+                metrics.alerts.labels(
+                    brand=label, kind=decision.kind, phase=decision.phase.value
+                ).inc()
                 log.info(
-                    "alert %s %s %s for %s (%s)", decision.kind, decision.phase.value,
-                    decision.alert_id, brand, decision.severity,
+                    "alert %s %s %s for %s (%s)",
+                    decision.kind,
+                    decision.phase.value,
+                    decision.alert_id,
+                    brand,
+                    decision.severity,
                 )
             metrics.observe_state(result.state, thresholds.warmup_buckets)
 

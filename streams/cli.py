@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -76,20 +76,44 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SETTINGS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    up.add_argument("--brokers", metavar="HOST:PORT[,HOST:PORT]",
-                    help="use this Kafka instead of starting the embedded broker")
-    up.add_argument("--for", dest="duration", type=_positive_float, metavar="SECONDS",
-                    help="stop by itself after this many seconds, print a summary, exit 0")
-    up.add_argument("--alerts-file", type=Path, metavar="PATH",
-                    help="also append each alert event to PATH as one JSON line")
-    up.add_argument("--speed", type=_positive_float, default=60.0,
-                    help="simulated event-seconds per wall-clock second (default: 60)")
+    up.add_argument(
+        "--brokers",
+        metavar="HOST:PORT[,HOST:PORT]",
+        help="use this Kafka instead of starting the embedded broker",
+    )
+    up.add_argument(
+        "--for",
+        dest="duration",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop by itself after this many seconds, print a summary, exit 0",
+    )
+    up.add_argument(
+        "--alerts-file",
+        type=Path,
+        metavar="PATH",
+        help="also append each alert event to PATH as one JSON line",
+    )
+    up.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=60.0,
+        help="simulated event-seconds per wall-clock second (default: 60)",
+    )
     up.add_argument("--seed", type=int, default=7, help="simulator seed (default: 7)")
-    up.add_argument("--web-port", type=int, metavar="PORT",
-                    help="worker web port for /metrics (default: 6066, or a free one if taken)")
+    up.add_argument(
+        "--web-port",
+        type=int,
+        metavar="PORT",
+        help="worker web port for /metrics (default: 6066, or a free one if taken)",
+    )
     up.add_argument("--config", metavar="FILE", help="detection settings YAML file")
-    up.add_argument("--run-dir", type=Path, default=Path(".crisis-radar-run"),
-                    help="where logs and worker data go (default: .crisis-radar-run)")
+    up.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path(".crisis-radar-run"),
+        help="where logs and worker data go (default: .crisis-radar-run)",
+    )
     up.set_defaults(handler=cmd_up)
 
     worker = commands.add_parser(
@@ -99,14 +123,27 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SETTINGS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    worker.add_argument("--brokers", metavar="HOST:PORT[,HOST:PORT]",
-                        help="Kafka bootstrap servers (env CRISIS_RADAR_BROKERS)")
-    worker.add_argument("--web-port", type=int, metavar="PORT",
-                        help="port of the web server with /metrics (env CRISIS_RADAR_WEB_PORT)")
-    worker.add_argument("--config", metavar="FILE",
-                        help="detection settings YAML file (env CRISIS_RADAR_CONFIG_FILE)")
-    worker.add_argument("--no-create-topics", action="store_true",
-                        help="do not create missing input/output topics at start-up")
+    worker.add_argument(
+        "--brokers",
+        metavar="HOST:PORT[,HOST:PORT]",
+        help="Kafka bootstrap servers (env CRISIS_RADAR_BROKERS)",
+    )
+    worker.add_argument(
+        "--web-port",
+        type=int,
+        metavar="PORT",
+        help="port of the web server with /metrics (env CRISIS_RADAR_WEB_PORT)",
+    )
+    worker.add_argument(
+        "--config",
+        metavar="FILE",
+        help="detection settings YAML file (env CRISIS_RADAR_CONFIG_FILE)",
+    )
+    worker.add_argument(
+        "--no-create-topics",
+        action="store_true",
+        help="do not create missing input/output topics at start-up",
+    )
     worker.set_defaults(handler=cmd_worker)
 
     simulate = commands.add_parser(
@@ -121,14 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
     target = simulate.add_mutually_exclusive_group(required=True)
     target.add_argument("--brokers", metavar="HOST:PORT", help="produce to this Kafka")
     target.add_argument("--out", type=Path, metavar="FILE.jsonl", help="write to this file")
-    simulate.add_argument("--minutes", type=int, default=180,
-                          help="event-minutes to generate (default: 180)")
-    simulate.add_argument("--speed", type=float, default=0.0,
-                          help="event-seconds per wall second when producing; 0 = as fast as "
-                               "possible (default: 0)")
+    simulate.add_argument(
+        "--minutes", type=int, default=180, help="event-minutes to generate (default: 180)"
+    )
+    simulate.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="event-seconds per wall second when producing; 0 = as fast as possible (default: 0)",
+    )
     simulate.add_argument("--seed", type=int, default=7, help="seed (default: 7)")
-    simulate.add_argument("--start", metavar="ISO-8601",
-                          help="event time of the first minute (default: now - minutes)")
+    simulate.add_argument(
+        "--start",
+        metavar="ISO-8601",
+        help="event time of the first minute (default: now - minutes)",
+    )
     simulate.add_argument("--topic", help="topic to produce to (default: the mentions topic)")
     simulate.set_defaults(handler=cmd_simulate)
     return parser
@@ -173,7 +217,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     radar = create_app(settings)
     log.info(
         "worker %s: brokers %s, metrics on http://%s:%s/metrics",
-        settings.app_id, settings.brokers, settings.web_host, settings.web_port,
+        settings.app_id,
+        settings.brokers,
+        settings.web_host,
+        settings.web_port,
     )
     worker = faust.Worker(radar.app, loglevel=settings.log_level.upper())
     worker.execute_from_commandline()
@@ -244,16 +291,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     out.write(json.dumps(event) + "\n")
                     written += 1
                 if (index + 1) % 60 == 0 or index + 1 == args.minutes:
-                    print(f"\r{index + 1}/{args.minutes} event-minutes, {written} mentions",
-                          end="", file=sys.stderr, flush=True)
+                    print(
+                        f"\r{index + 1}/{args.minutes} event-minutes, {written} mentions",
+                        end="",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         print(f"\nwrote {written} mentions to {args.out}", file=sys.stderr)
         return 0
     settings = _settings(args)
     topic = args.topic or settings.mentions_topic
     ensure_topics(settings.broker_list, {topic: settings.partitions})
     counter: collections.Counter[str] = collections.Counter()
-    produce_stream(settings.broker_list, topic, simulator, args.minutes, args.speed,
-                   threading.Event(), counter)
+    produce_stream(
+        settings.broker_list, topic, simulator, args.minutes, args.speed, threading.Event(), counter
+    )
     print(f"produced {counter['mentions']} mentions to {topic}", file=sys.stderr)
     return 0
 
@@ -265,16 +317,22 @@ def format_alert(event: dict[str, Any]) -> str:
     data = event.get("data", {})
     observed, expected = data.get("observed", {}), data.get("expected", {})
     if data.get("kind") == "negativity":
-        detail = (f"negative share {observed.get('negative_share', 0):.0%} "
-                  f"vs {expected.get('negative_share', 0):.0%} normal, "
-                  f"{observed.get('count')} mentions")
+        detail = (
+            f"negative share {observed.get('negative_share', 0):.0%} "
+            f"vs {expected.get('negative_share', 0):.0%} normal, "
+            f"{observed.get('count')} mentions"
+        )
     else:
-        detail = (f"{observed.get('count')} mentions/bucket vs {expected.get('count', 0):.1f} "
-                  f"normal (x{data.get('factor', 0):.1f})")
+        detail = (
+            f"{observed.get('count')} mentions/bucket vs {expected.get('count', 0):.1f} "
+            f"normal (x{data.get('factor', 0):.1f})"
+        )
     sample = next(iter(data.get("samples", [])), {}).get("text", "")
-    line = (f"{data.get('phase', '?').upper():<9} {data.get('kind', '?'):<10} "
-            f"{data.get('brand', '?'):<12} {data.get('severity', '?'):<8} {detail}  "
-            f"event time {event.get('time', '?')}  alert {data.get('alert_id', '?')[:8]}")
+    line = (
+        f"{data.get('phase', '?').upper():<9} {data.get('kind', '?'):<10} "
+        f"{data.get('brand', '?'):<12} {data.get('severity', '?'):<8} {detail}  "
+        f"event time {event.get('time', '?')}  alert {data.get('alert_id', '?')[:8]}"
+    )
     if sample and data.get("phase") == "opened":
         line += f'\n          e.g. "{sample[:100]}"'
     return line
@@ -305,11 +363,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         worker_env = dict(os.environ)
         if embedded:
             worker_env.update(EMBEDDED_ENV)
-        worker_env.update({
-            "CRISIS_RADAR_BROKERS": brokers,
-            "CRISIS_RADAR_WEB_PORT": str(web_port),
-            "CRISIS_RADAR_DATA_DIR": str(run_dir / "worker-data"),
-        })
+        worker_env.update(
+            {
+                "CRISIS_RADAR_BROKERS": brokers,
+                "CRISIS_RADAR_WEB_PORT": str(web_port),
+                "CRISIS_RADAR_DATA_DIR": str(run_dir / "worker-data"),
+            }
+        )
         if args.config:
             worker_env["CRISIS_RADAR_CONFIG_FILE"] = str(Path(args.config).resolve())
         settings = load_settings(worker_env)
@@ -317,7 +377,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         worker_log = (run_dir / "worker.log").open("ab")
         worker = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
-            env=worker_env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=worker_env,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         print(f"worker started (pid {worker.pid}), log {run_dir / 'worker.log'}")
         print(f"metrics: http://127.0.0.1:{web_port}/metrics")
@@ -326,16 +389,26 @@ def cmd_up(args: argparse.Namespace) -> int:
         simulator = MentionSimulator(start_time=time.time() - lead, seed=args.seed)
         producer = threading.Thread(
             target=produce_stream,
-            args=(settings.broker_list, settings.mentions_topic, simulator, None, args.speed,
-                  stop, counter),
-            name="simulator", daemon=True,
+            args=(
+                settings.broker_list,
+                settings.mentions_topic,
+                simulator,
+                None,
+                args.speed,
+                stop,
+                counter,
+            ),
+            name="simulator",
+            daemon=True,
         )
         producer.start()
         crisis = simulator.crises[0] if simulator.crises else None
         if crisis:
-            print(f"simulating {len(simulator.brands)} brands at {args.speed:g}x; a crisis for "
-                  f"{crisis.brand} starts at event-minute {crisis.start_minute:g} "
-                  f"(~{crisis.start_minute * 60 / args.speed:.0f} s from now)")
+            print(
+                f"simulating {len(simulator.brands)} brands at {args.speed:g}x; a crisis for "
+                f"{crisis.brand} starts at event-minute {crisis.start_minute:g} "
+                f"(~{crisis.start_minute * 60 / args.speed:.0f} s from now)"
+            )
         if args.alerts_file:
             args.alerts_file.parent.mkdir(parents=True, exist_ok=True)
             alerts_out = args.alerts_file.open("a", encoding="utf-8")
@@ -343,32 +416,40 @@ def cmd_up(args: argparse.Namespace) -> int:
         from kafka import KafkaConsumer
 
         consumer = KafkaConsumer(
-            settings.alerts_topic, bootstrap_servers=settings.broker_list,
+            settings.alerts_topic,
+            bootstrap_servers=settings.broker_list,
             auto_offset_reset="latest" if not embedded else "earliest",
-            enable_auto_commit=False, consumer_timeout_ms=1000,
+            enable_auto_commit=False,
+            consumer_timeout_ms=1000,
         )
         next_status = time.monotonic() + 10
         while args.duration is None or time.monotonic() - started < args.duration:
             if worker.poll() is not None:
-                print(f"worker exited with code {worker.returncode}; see {run_dir / 'worker.log'}",
-                      file=sys.stderr)
+                print(
+                    f"worker exited with code {worker.returncode}; see {run_dir / 'worker.log'}",
+                    file=sys.stderr,
+                )
                 exit_code = 1
                 break
             for record in consumer.poll(timeout_ms=500).values():
                 for message in record:
                     event = json.loads(message.value)
                     data = event.get("data", {})
-                    summary[(data.get("brand", "?"), data.get("kind", "?"),
-                             data.get("phase", "?"))] += 1
+                    summary[
+                        (data.get("brand", "?"), data.get("kind", "?"), data.get("phase", "?"))
+                    ] += 1
                     print(format_alert(event), flush=True)
                     if alerts_out is not None:
                         alerts_out.write(json.dumps(event, sort_keys=True) + "\n")
                         alerts_out.flush()
             if time.monotonic() >= next_status:
                 next_status += 10
-                print(f"  ... {time.monotonic() - started:.0f} s: {counter['mentions']} mentions "
-                      f"sent, event-minute {counter['event_minutes']}, "
-                      f"{sum(summary.values())} alert events", flush=True)
+                print(
+                    f"  ... {time.monotonic() - started:.0f} s: {counter['mentions']} mentions "
+                    f"sent, event-minute {counter['event_minutes']}, "
+                    f"{sum(summary.values())} alert events",
+                    flush=True,
+                )
         consumer.close()
     except KeyboardInterrupt:
         print("\nstopping ...")
@@ -383,8 +464,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             broker.stop()
         if alerts_out is not None:
             alerts_out.close()
-    print(f"\nsummary after {time.monotonic() - started:.0f} s: {counter['mentions']} mentions sent "
-          f"over {counter['event_minutes']} event-minutes")
+    print(
+        f"\nsummary after {time.monotonic() - started:.0f} s: {counter['mentions']} mentions sent "
+        f"over {counter['event_minutes']} event-minutes"
+    )
     if not summary:
         print("  no alerts")
     for (brand, kind, phase), n in sorted(summary.items()):

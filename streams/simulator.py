@@ -165,7 +165,9 @@ class MentionSimulator:
         p = stream.profile
         if stream.viral is None:
             stream.viral = self._original(
-                stream, _VIRAL.format(handle=p.handle, city=rng.choice(_CITIES)), at,
+                stream,
+                _VIRAL.format(handle=p.handle, city=rng.choice(_CITIES)),
+                at,
                 followers=250_000,
             )
             stream.viral["engagement"]["reposts"] = 5_000
