@@ -230,12 +230,13 @@ def _advance(
         else min(state.buckets, default=state.current)
     )
     max_gap = max(1, int(_MAX_GAP_BUCKETS_FACTOR * t.baseline_halflife_buckets))
-    # Deep inside a long silence there is nothing more to learn or resolve.
-    for index in range(first, min(last_to_finalise, first + max_gap - 1) + 1):
+    # Deep inside a long silence there is nothing more to learn or resolve: empty buckets
+    # are folded in only up to ``max_gap``; buckets holding mentions always are.
+    indices = set(range(first, min(last_to_finalise, first + max_gap - 1) + 1))
+    indices.update(i for i in state.buckets if i <= last_to_finalise)
+    for index in sorted(indices):
         bucket = state.buckets.pop(index, None) or Bucket(index=index)
         _finalise(state, bucket, t, event_time, decisions)
-    for index in [i for i in state.buckets if i <= last_to_finalise]:
-        del state.buckets[index]
     if last_to_finalise >= first:
         state.finalised_upto = last_to_finalise
     state.current = new_current
@@ -250,6 +251,8 @@ def _finalise(
 ) -> None:
     baseline = state.baseline
     for kind, episode in list(state.episodes.items()):
+        if bucket.index <= episode.opened_bucket:
+            continue  # buckets up to the opening one are not evidence of recovery
         if kind in bucket.fired:
             episode.quiet_buckets = 0
             continue

@@ -54,7 +54,7 @@ class Limits:
     # Event times before this (epoch seconds) are absurd: 2000-01-01T00:00:00Z.
     min_created_at: float = 946_684_800.0
     # Event times further than this ahead of the processing clock are absurd.
-    max_future_seconds: float = 86_400.0
+    max_future_seconds: float = 600.0
     # If non-empty, only these brands (normalised) are accepted.
     allowed_brands: frozenset[str] = frozenset()
 
@@ -163,7 +163,10 @@ def parse_timestamp(value: object) -> float:
     if isinstance(value, bool):
         raise _Invalid(Reason.WRONG_TYPE, "field 'created_at' must be a string or a number")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise _Invalid(Reason.BAD_NUMBER, "field 'created_at' is out of range") from None
         if not math.isfinite(seconds):
             raise _Invalid(Reason.BAD_NUMBER, "field 'created_at' is not finite")
         return seconds
@@ -218,6 +221,8 @@ def _parse(raw: bytes, now: float, limits: Limits) -> Mention:
         raise _Invalid(Reason.INVALID_JSON, detail) from None
     except RecursionError:
         raise _Invalid(Reason.INVALID_JSON, "nesting too deep") from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
+        raise _Invalid(Reason.BAD_NUMBER, f"unreadable number: {str(exc)[:80]}") from None
     if not isinstance(obj, dict):
         kind = type(obj).__name__
         raise _Invalid(Reason.NOT_AN_OBJECT, f"event must be a JSON object, got {kind}")

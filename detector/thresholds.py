@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
@@ -105,6 +106,11 @@ def _problems(t: Thresholds) -> list[str]:
         (t.resolve_after_buckets >= 1, "resolve_after_buckets must be >= 1"),
         (t.cooldown_buckets >= 0, "cooldown_buckets must be >= 0"),
         (0 <= t.max_samples <= 50, "max_samples must be in [0, 50]"),
+    ]
+    checks += [
+        (math.isfinite(getattr(t, f.name)), f"{f.name} must be finite")
+        for f in fields(t)
+        if isinstance(getattr(t, f.name), float)
     ]
     return [message for ok, message in checks if not ok]
 

@@ -151,6 +151,12 @@ def test_from_mapping_refuses_wrong_types(key: str, value: Any, expected: str) -
     assert repr(value) in message
 
 
+@pytest.mark.parametrize("values", [["bucket_seconds", 60], "bucket_seconds=60", None])
+def test_from_mapping_refuses_a_non_mapping(values: Any) -> None:
+    with pytest.raises(ConfigError, match="^thresholds"):
+        Thresholds.from_mapping(values)
+
+
 def test_from_mapping_refuses_impossible_values_with_where_and_key() -> None:
     with pytest.raises(ConfigError) as info:
         Thresholds.from_mapping({"resolve_after_buckets": 0}, where="brands.globex")
@@ -178,12 +184,6 @@ def test_threshold_book_for_brand() -> None:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG: baseline_halflife_buckets=inf passes validation (inf > 0) but core._advance "
-    "computes int(12 * inf) and raises OverflowError on the first bucket change",
-)
 def test_infinite_halflife_is_refused_or_works() -> None:
     try:
         t = Thresholds(baseline_halflife_buckets=math.inf)
