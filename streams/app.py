@@ -10,6 +10,7 @@ the table, and sends alert events.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +57,10 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": settings.rebalance_timeout,
         "broker_session_timeout": settings.session_timeout,
         "broker_heartbeat_interval": min(3.0, settings.session_timeout / 3),
-        "web_host": settings.web_host,
+        # The address other workers and clients use; a wildcard bind is not one.
+        "web_host": socket.gethostname()
+        if settings.web_host in ("0.0.0.0", "::")
+        else settings.web_host,
         "web_port": settings.web_port,
         "web_bind": settings.web_host,
         "consumer_auto_offset_reset": "earliest",

@@ -1,0 +1,276 @@
+"""Agent tests: ``ingest`` and ``detect`` driven through Faust's ``agent.test_context()``.
+
+Values are put on an in-memory channel; what the agents would produce is read from the
+``RecordingProducer`` (see conftest), state from the in-memory table, and counters from
+the test's own Prometheus registry.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from detector.sentiment import VaderScorer, from_wire
+from streams.app import REASON_HEADER
+from tests.agent.conftest import (
+    BRAND,
+    T0,
+    TEST_SETTINGS,
+    TEST_THRESHOLDS,
+    Harness,
+    mention_bytes,
+    scored_record,
+    wait_until,
+)
+
+MENTIONS = TEST_SETTINGS.mentions_topic
+SCORED = TEST_SETTINGS.scored_topic
+ALERTS = TEST_SETTINGS.alerts_topic
+DEAD_LETTER = TEST_SETTINGS.dead_letter_topic
+ALERT_TYPE = "io.crisis-radar.alert.{kind}.{phase}.v1"
+
+
+def brand_state(harness: Harness, brand: str = BRAND) -> dict[str, Any]:
+    state = harness.radar.table[brand]
+    assert isinstance(state, dict), f"no state for {brand!r}: {state!r}"
+    return state
+
+
+def mentions_applied(harness: Harness, brand: str = BRAND) -> int:
+    state = harness.radar.table.get(brand)
+    return 0 if state is None else int(state["mentions"])
+
+
+# --------------------------------------------------------------------------------------
+# ingest
+# --------------------------------------------------------------------------------------
+
+
+async def test_ingest_forwards_a_scored_mention_keyed_by_brand(
+    harness: Harness, vader: VaderScorer
+) -> None:
+    text = "I love my new acme rocket, it is great!"
+    async with harness.radar.ingest.test_context() as agent:
+        await agent.put(mention_bytes(text=text), key=b"Acme")
+        await wait_until(lambda: harness.processed("ingest", "accepted") == 1, "acceptance")
+
+    [record] = harness.sent(SCORED)
+    assert record.key == b"acme"  # the normalised brand: group-by key of detect
+    scored = from_wire(record.json())
+    assert scored.mention.id == "m-1"
+    assert scored.mention.brand == "acme"
+    assert scored.mention.created_at == T0 + 20
+    assert scored.mention.author.followers == 1200
+    assert scored.mention.engagement.reposts == 3
+    assert scored.compound == pytest.approx(vader.compound(text))
+    assert not scored.negative
+    assert harness.processed("ingest", "rejected") == 0
+    assert harness.sent(DEAD_LETTER) == []
+
+
+async def test_ingest_output_is_accepted_by_detect(harness: Harness) -> None:
+    async with harness.radar.ingest.test_context() as agent:
+        await agent.put(mention_bytes(text="this is the worst service ever"), key=b"acme")
+        await wait_until(lambda: harness.processed("ingest", "accepted") == 1, "acceptance")
+    [record] = harness.sent(SCORED)
+
+    # The scored topic carries JSON; detect's topic decodes it back to a dict.
+    async with harness.radar.detect.test_context() as agent:
+        await agent.put(record.json(), key=record.key)
+        await wait_until(lambda: mentions_applied(harness) == 1, "state of acme")
+
+    state = brand_state(harness)
+    assert state["brand"] == "acme"
+    [bucket] = state["buckets"]
+    assert (bucket["count"], bucket["negatives"]) == (1, 1)
+    assert harness.processed("detect", "applied") == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        pytest.param(b'{"id": "m-1", "brand": ', "invalid_json", id="truncated-json"),
+        pytest.param(b"\xff\xfe not utf-8", "invalid_utf8", id="not-utf8"),
+        pytest.param(b'["acme", "text"]', "not_an_object", id="json-array"),
+        pytest.param(mention_bytes(text=None), "missing_field", id="no-text"),
+        pytest.param(mention_bytes(created_at="yesterday"), "bad_timestamp", id="bad-time"),
+    ],
+)
+async def test_ingest_dead_letters_bad_input_and_keeps_running(
+    harness: Harness, raw: bytes, reason: str
+) -> None:
+    async with harness.radar.ingest.test_context() as agent:
+        # put() re-raises inside the test if the agent crashed on the bad event.
+        await agent.put(raw, key=b"acme")
+        await agent.put(mention_bytes(), key=b"acme")
+        await wait_until(lambda: harness.processed("ingest", "accepted") == 1, "the good event")
+
+    assert harness.dead_letters(reason) == 1
+    assert harness.processed("ingest", "rejected") == 1
+    [dead] = harness.sent(DEAD_LETTER)
+    assert dead.value == raw  # the original bytes, untouched
+    assert dead.key == b"acme"
+    assert dead.headers[REASON_HEADER] == reason.encode()
+    assert dead.headers["crisis-radar-source"] == f"{MENTIONS}/0/0".encode()
+    assert dead.headers["crisis-radar-detail"]
+    assert len(harness.sent(SCORED)) == 1  # only the good event went on
+
+
+async def test_ingest_counts_every_dead_letter_reason_separately(harness: Harness) -> None:
+    bad = [b"{", b"{", b"42", mention_bytes(brand="")]
+    async with harness.radar.ingest.test_context() as agent:
+        for raw in bad:
+            await agent.put(raw, key=None)
+        await wait_until(lambda: len(harness.sent(DEAD_LETTER)) == len(bad), "dead letters")
+
+    assert harness.dead_letters("invalid_json") == 2
+    assert harness.dead_letters("not_an_object") == 1
+    assert harness.dead_letters("empty_field") == 1
+    assert harness.dead_letters("too_large") == 0  # pre-created label, still zero
+    assert harness.processed("ingest", "rejected") == len(bad)
+    assert harness.sent(SCORED) == []
+    sources = [r.headers["crisis-radar-source"] for r in harness.sent(DEAD_LETTER)]
+    assert sources == [f"{MENTIONS}/0/{offset}".encode() for offset in range(len(bad))]
+
+
+# --------------------------------------------------------------------------------------
+# detect
+# --------------------------------------------------------------------------------------
+
+WARMUP_BUCKETS = 4
+PER_BUCKET = 2
+SPIKE = 12
+
+
+async def test_detect_learns_a_baseline_then_alerts_on_a_spike(harness: Harness) -> None:
+    warm_up = [
+        scored_record(b * PER_BUCKET + k, T0 + 60 * b + k, compound=0.5)
+        for b in range(WARMUP_BUCKETS)
+        for k in range(PER_BUCKET)
+    ]
+    spike_start = T0 + 60 * WARMUP_BUCKETS
+    spike = [scored_record(len(warm_up) + k, spike_start + k, compound=0.0) for k in range(SPIKE)]
+    warming = harness.sample("crisis_radar_brand_warming_up", brand=BRAND)
+
+    async with harness.radar.detect.test_context() as agent:
+        for record in warm_up[:PER_BUCKET]:
+            await agent.put(record, key=BRAND.encode())
+        await wait_until(lambda: mentions_applied(harness) == PER_BUCKET, "first bucket")
+        warming = harness.sample("crisis_radar_brand_warming_up", brand=BRAND)
+        for record in warm_up[PER_BUCKET:]:
+            await agent.put(record, key=BRAND.encode())
+        await wait_until(lambda: mentions_applied(harness) == len(warm_up), "warm-up")
+        alerts_after_warm_up = list(harness.sent(ALERTS))
+        for record in spike:
+            await agent.put(record, key=BRAND.encode())
+        await wait_until(lambda: mentions_applied(harness) == len(warm_up) + SPIKE, "the spike")
+
+    assert warming == 1
+    assert alerts_after_warm_up == []
+
+    # The brand's state is in the table, as the plain dict the changelog carries.
+    state = brand_state(harness)
+    assert state["brand"] == BRAND
+    assert state["baseline"]["buckets_seen"] == WARMUP_BUCKETS
+    assert state["baseline"]["mean_count"] == pytest.approx(PER_BUCKET)
+    assert [e["kind"] for e in state["episodes"]] == ["virality"]
+    assert state["positions"] == {"0": len(warm_up) + SPIKE - 1}
+    changelog = harness.sent(harness.changelog_topic)
+    assert len(changelog) == len(warm_up) + SPIKE  # one write per applied mention
+    last_key = changelog[-1].key
+    assert last_key is not None and json.loads(last_key) == BRAND
+    assert changelog[-1].json() == state
+
+    # Opened when the bucket reached the minimum count, escalated when it doubled the
+    # opening factor: both lifecycle events of one alert.
+    alerts = [r.json() for r in harness.sent(ALERTS)]
+    assert [a["type"] for a in alerts] == [
+        ALERT_TYPE.format(kind="virality", phase="opened"),
+        ALERT_TYPE.format(kind="virality", phase="escalated"),
+    ]
+    assert all(r.key == BRAND.encode() for r in harness.sent(ALERTS))
+    opened, escalated = alerts
+    assert opened["specversion"] == "1.0"
+    assert opened["source"] == TEST_SETTINGS.alert_source
+    assert opened["subject"] == BRAND
+    assert opened["data"]["alert_id"] == escalated["data"]["alert_id"]
+    assert opened["id"] != escalated["id"]
+    assert opened["data"]["severity"] == "warning"
+    assert escalated["data"]["severity"] == "critical"
+    assert opened["data"]["observed"]["count"] == TEST_THRESHOLDS.virality_min_count
+    assert opened["data"]["expected"]["count"] == pytest.approx(PER_BUCKET)
+    assert opened["data"]["window"] == {"start": "2023-11-14T22:17:00Z", "seconds": 60}
+    assert opened["data"]["thresholds"]["warmup_buckets"] == TEST_THRESHOLDS.warmup_buckets
+
+    def emitted(phase: str) -> float:
+        return harness.sample(
+            "crisis_radar_alerts_emitted_total", brand=BRAND, kind="virality", phase=phase
+        )
+
+    assert (emitted("opened"), emitted("escalated"), emitted("resolved")) == (1, 1, 0)
+    assert harness.sample("crisis_radar_alert_open", brand=BRAND, kind="virality") == 1
+    assert harness.sample("crisis_radar_brand_warming_up", brand=BRAND) == 0
+    assert harness.sample("crisis_radar_brand_bucket_mentions", brand=BRAND) == SPIKE
+    assert harness.processed("detect", "applied") == len(warm_up) + SPIKE
+
+
+async def test_detect_skips_a_replayed_offset_without_changing_state(harness: Harness) -> None:
+    records = [scored_record(i, T0 + i, compound=-0.6) for i in range(3)]
+    async with harness.radar.detect.test_context() as agent:
+        for record in records:  # offsets 0, 1, 2 of partition 0
+            await agent.put(record, key=BRAND.encode())
+        await wait_until(lambda: mentions_applied(harness) == 3, "three mentions")
+        before = copy.deepcopy(brand_state(harness))
+        changelog_writes = len(harness.sent(harness.changelog_topic))
+
+        # Redeliver offsets 1 and 2, as a consumer does after a crash before its commit.
+        agent.sent_offset = 1
+        for record in records[1:]:
+            await agent.put(record, key=BRAND.encode())
+        await wait_until(lambda: harness.processed("detect", "duplicate") == 2, "duplicates")
+
+    assert brand_state(harness) == before
+    assert before["positions"] == {"0": 2}
+    assert harness.processed("detect", "applied") == 3
+    assert len(harness.sent(harness.changelog_topic)) == changelog_writes
+    assert harness.sent(ALERTS) == []
+
+
+async def test_detect_applies_the_same_offset_of_another_partition(harness: Harness) -> None:
+    async with harness.radar.detect.test_context() as agent:
+        await agent.put(scored_record(0, T0, 0.1), key=BRAND.encode(), partition=0)
+        agent.sent_offset = 0
+        await agent.put(scored_record(1, T0 + 1, 0.1), key=BRAND.encode(), partition=1)
+        await wait_until(lambda: mentions_applied(harness) == 2, "both mentions")
+
+    assert brand_state(harness)["positions"] == {"0": 0, "1": 0}
+    assert harness.processed("detect", "duplicate") == 0
+
+
+async def test_detect_keeps_one_state_per_brand(harness: Harness) -> None:
+    async with harness.radar.detect.test_context() as agent:
+        await agent.put(scored_record(0, T0, 0.3, brand="acme"), key=b"acme")
+        await agent.put(scored_record(1, T0, -0.3, brand="globex"), key=b"globex")
+        await agent.put(scored_record(2, T0 + 1, -0.3, brand="globex"), key=b"globex")
+        await wait_until(lambda: mentions_applied(harness, "globex") == 2, "globex")
+
+    assert mentions_applied(harness, "acme") == 1
+    assert brand_state(harness, "globex")["buckets"][0]["negatives"] == 2
+
+
+async def test_detect_dead_letters_an_unreadable_record_and_keeps_running(
+    harness: Harness,
+) -> None:
+    async with harness.radar.detect.test_context() as agent:
+        await agent.put({"brand": "acme", "compound": "very"}, key=b"acme")
+        await agent.put(scored_record(0, T0, 0.2), key=b"acme")
+        await wait_until(lambda: mentions_applied(harness) == 1, "the good record")
+
+    assert harness.processed("detect", "corrupt") == 1
+    assert harness.dead_letters("corrupt_internal") == 1
+    [dead] = harness.sent(DEAD_LETTER)
+    assert dead.headers[REASON_HEADER] == b"corrupt_internal"
+    assert dead.headers["crisis-radar-source"] == f"{SCORED}/0/0".encode()
