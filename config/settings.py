@@ -43,7 +43,7 @@ class Settings:
     mentions_topic: str = "mentions"
     alerts_topic: str = "crisis-alerts"
     dead_letter_topic: str = "mentions-dead-letter"
-    scored_topic: str = "crisis-radar-scored-mentions"
+    scored_topic: str = ""  # empty: "<app_id>-scored-mentions"
     partitions: int = 4
     web_host: str = "127.0.0.1"
     web_port: int = 6066
@@ -60,6 +60,8 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def __post_init__(self) -> None:
+        if not self.scored_topic:
+            object.__setattr__(self, "scored_topic", f"{self.app_id}-scored-mentions")
         problems = []
         if not self.brokers.strip():
             problems.append("brokers must not be empty")

@@ -99,18 +99,24 @@ def create_app(
     )
 
     async def dead_letter(message: Any, raw_value: bytes, reason: str, detail: str) -> None:
-        await dead_letter_topic.send(
-            key=message.key,
-            value=raw_value,
-            headers=[
-                (REASON_HEADER, reason.encode()),
-                ("crisis-radar-detail", detail.encode("utf-8", "replace")[:1000]),
-                (
-                    "crisis-radar-source",
-                    f"{message.topic}/{message.partition}/{message.offset}".encode(),
-                ),
-            ],
-        )
+        # An event over the size limit is kept in part, so that the dead letter itself
+        # stays sendable; its full size is in a header.
+        kept = raw_value[: settings.limits.max_event_bytes]
+        headers = [
+            (REASON_HEADER, reason.encode()),
+            ("crisis-radar-detail", detail.encode("utf-8", "replace")[:1000]),
+            (
+                "crisis-radar-source",
+                f"{message.topic}/{message.partition}/{message.offset}".encode(),
+            ),
+            ("crisis-radar-original-bytes", str(len(raw_value)).encode()),
+        ]
+        try:
+            await dead_letter_topic.send(key=message.key, value=kept, headers=headers)
+        except Exception as exc:  # noqa: BLE001 - never let a dead letter stop the agent
+            metrics.mentions.labels(stage="ingest", outcome="dead_letter_failed").inc()
+            log.error("could not dead-letter %s: %r", headers[2][1].decode(), exc)
+            return
         metrics.dead_letters.labels(reason=reason).inc()
 
     @app.agent(mentions_topic, concurrency=1)
