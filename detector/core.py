@@ -2,6 +2,12 @@
 
 Time is the event time of the mention (or an explicit clock for ``tick``); the core
 never reads a clock of its own.
+
+Every mention re-judges the last ``bucket_seconds`` of its brand (the open bucket plus
+the unexpired part of the one before) for virality, negativity and both together
+(crisis), so an alert can open as soon as the evidence is there. Buckets are finalised
+once they fall out of the allowed lateness: then drops, silences and recoveries are
+judged, and the bucket is folded into the baseline (score first, then learn).
 """
 
 from __future__ import annotations
@@ -13,17 +19,22 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from detector.rules import RULES, RULES_BY_KIND, SEVERITY_RANK, Verdict, clipped_for_learning
+from detector import rules
+from detector.rules import SEVERITY_RANK, Expectation, Kind, Verdict, Window, expectation
 from detector.sentiment import ScoredMention
-from detector.state import BrandState, Bucket, Episode
+from detector.state import DAY_SECONDS, Baseline, BrandState, Bucket, Episode
+from detector.terms import count_terms, top_terms
 from detector.thresholds import Thresholds
 from detector.version import DETECTOR_VERSION
 
 # Namespace of the deterministic alert ids (uuid5 of brand/kind/opening bucket).
 ALERT_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-5b8a-9e41-2c7d9a0b4e13")
-# A gap longer than this many buckets is folded into the baseline only this far:
+# A gap longer than this many half-lives is folded into the baseline only this far:
 # the weight of older history is already below 2**-12 by then.
-_MAX_GAP_BUCKETS_FACTOR = 12
+_MAX_GAP_HALFLIVES = 12
+# Finalised bucket volumes kept for the velocity (growth over the last buckets).
+_RECENT_BUCKETS = 3
+_FACTOR_BOUNDS = (0.05, 20.0)
 
 
 class Phase(StrEnum):
@@ -64,6 +75,7 @@ class AlertDecision:
     statistic: dict[str, Any]
     thresholds: dict[str, Any]
     samples: list[dict[str, Any]]
+    terms: list[dict[str, Any]] = field(default_factory=list)
     detector_version: str = DETECTOR_VERSION
 
     @property
@@ -90,6 +102,15 @@ def alert_id(brand: str, kind: str, opened_bucket_start: float) -> str:
 
 def new_state(brand: str) -> BrandState:
     return BrandState(brand=brand)
+
+
+def mention_weight(scored: ScoredMention) -> float:
+    """Reach weight of one mention: 1, plus a third for every tenfold of the author's
+    followers and of the mention's reposts (1,000 followers weigh 2)."""
+    m = scored.mention
+    return (
+        1.0 + math.log10(1 + m.author.followers) / 3.0 + math.log10(1 + m.engagement.reposts) / 3.0
+    )
 
 
 def step(
@@ -129,15 +150,28 @@ def step(
         bucket = state.buckets[index] = Bucket(index=index)
         state.buckets = dict(sorted(state.buckets.items()))
     bucket.count += 1
+    bucket.volume += mention_weight(scored)
     bucket.reach += mention.reach
     if scored.negative:
         bucket.negatives += 1
+        count_terms(bucket.terms, mention.text, state.brand)
     _keep_sample(bucket, scored, t.max_samples)
     state.mentions += 1
+    if state.last_mention_bucket is None or index > state.last_mention_bucket:
+        state.last_mention_bucket = index
+    state.silent_expected = 0.0
+
+    silence = state.episodes.get(Kind.SILENCE.value)
+    if silence is not None:
+        verdict = rules.silence(0, 0.0, t)
+        _resolve(state, silence, bucket, verdict, t, mention.created_at, decisions)
 
     if state.warm(t.warmup_buckets):
-        for rule in RULES:
-            verdict = rule(bucket, state.baseline, t)
+        window = _window(state, bucket, mention.created_at, t)
+        expected = expectation(state.baseline, bucket.index * t.bucket_seconds, t)
+        virality = rules.virality(window, expected, t, _velocity(state, window))
+        negativity = rules.negativity(window, expected, t)
+        for verdict in (virality, negativity, rules.crisis(virality, negativity)):
             if verdict.fires:
                 _on_fire(state, bucket, verdict, t, mention.created_at, decisions)
     return StepResult(state, decisions)
@@ -145,13 +179,42 @@ def step(
 
 def tick(state: BrandState, event_time: float, thresholds: Thresholds) -> StepResult:
     """Advance a brand's clock to ``event_time`` without a mention, finalising buckets
-    that can no longer receive events (so episodes resolve when a stream goes quiet)."""
+    that can no longer receive events: alerts resolve and silences are noticed even when
+    the brand's stream has stopped."""
+    index = bucket_of(event_time, thresholds.bucket_seconds)
+    if state.current is None or index <= state.current:
+        return StepResult(state, [])
     state = state.copy()
     decisions: list[AlertDecision] = []
-    index = bucket_of(event_time, thresholds.bucket_seconds)
-    if state.current is not None and index > state.current:
-        _advance(state, index, thresholds, event_time, decisions)
+    _advance(state, index, thresholds, event_time, decisions)
     return StepResult(state, decisions)
+
+
+def _window(state: BrandState, bucket: Bucket, event_time: float, t: Thresholds) -> Window:
+    """The last bucket_seconds of event time up to ``event_time``: the bucket so far plus
+    the unexpired part of the one before. An older (late) bucket is judged whole."""
+    start = bucket.index * t.bucket_seconds
+    elapsed = min(1.0, max(0.0, (event_time - start) / t.bucket_seconds))
+    if bucket.index != state.current:
+        elapsed = 1.0
+    before = state.buckets.get(bucket.index - 1)
+    if before is None and state.previous is not None and state.previous.index == bucket.index - 1:
+        before = state.previous
+    carry = 0.0 if before is None else 1.0 - elapsed
+    return Window(
+        count=bucket.count + carry * (before.count if before else 0),
+        negatives=bucket.negatives + carry * (before.negatives if before else 0),
+        volume=bucket.volume + carry * (before.volume if before else 0.0),
+        reach=bucket.reach + carry * (before.reach if before else 0),
+    )
+
+
+def _velocity(state: BrandState, window: Window) -> float:
+    """Growth: the window's volume over the mean volume of the last finalised buckets."""
+    if not state.recent_volumes:
+        return 1.0
+    mean = sum(state.recent_volumes) / len(state.recent_volumes)
+    return window.volume / mean if mean > 0 else 1.0
 
 
 def _keep_sample(bucket: Bucket, scored: ScoredMention, limit: int) -> None:
@@ -184,12 +247,22 @@ def _on_fire(
     t: Thresholds,
     event_time: float,
     decisions: list[AlertDecision],
+    persistence: int | None = None,
 ) -> None:
+    """A rule fired for ``bucket``: extend the firing streak; open an episode once the
+    streak is long enough (and no cooldown runs), or escalate an open one."""
     kind = verdict.kind.value
     if kind not in bucket.fired:
         bucket.fired.append(kind)
+    streak = state.streaks.get(kind)
+    if streak is None or bucket.index > streak[1] + 1:
+        streak = state.streaks[kind] = [bucket.index, bucket.index]
+    streak[1] = max(streak[1], bucket.index)
     episode = state.episodes.get(kind)
     if episode is None:
+        needed = t.open_after_buckets if persistence is None else persistence
+        if bucket.index - streak[0] + 1 < needed:
+            return
         if bucket.index < state.cooldown_until.get(kind, bucket.index):
             return
         opened_start = float(bucket.index * t.bucket_seconds)
@@ -202,7 +275,7 @@ def _on_fire(
         state.episodes[kind] = episode
         decisions.append(_decision(state, episode, 0, Phase.OPENED, bucket, verdict, t, event_time))
         return
-    episode.quiet_buckets = 0
+    episode.recovered_buckets = 0
     if SEVERITY_RANK[verdict.severity.value] > SEVERITY_RANK[episode.severity]:
         episode.severity = verdict.severity.value
         decisions.append(
@@ -211,6 +284,22 @@ def _on_fire(
             )
         )
         episode.events += 1
+
+
+def _resolve(
+    state: BrandState,
+    episode: Episode,
+    bucket: Bucket,
+    verdict: Verdict,
+    t: Thresholds,
+    event_time: float,
+    decisions: list[AlertDecision],
+) -> None:
+    decisions.append(
+        _decision(state, episode, episode.events, Phase.RESOLVED, bucket, verdict, t, event_time)
+    )
+    del state.episodes[episode.kind]
+    state.cooldown_until[episode.kind] = bucket.index + 1 + t.cooldown_buckets
 
 
 def _advance(
@@ -229,9 +318,9 @@ def _advance(
         if state.finalised_upto is not None
         else min(state.buckets, default=state.current)
     )
-    max_gap = max(1, int(_MAX_GAP_BUCKETS_FACTOR * t.baseline_halflife_buckets))
     # Deep inside a long silence there is nothing more to learn or resolve: empty buckets
     # are folded in only up to ``max_gap``; buckets holding mentions always are.
+    max_gap = max(1, int(_MAX_GAP_HALFLIVES * t.baseline_halflife_buckets))
     indices = set(range(first, min(last_to_finalise, first + max_gap - 1) + 1))
     indices.update(i for i in state.buckets if i <= last_to_finalise)
     for index in sorted(indices):
@@ -249,25 +338,143 @@ def _finalise(
     event_time: float,
     decisions: list[AlertDecision],
 ) -> None:
-    baseline = state.baseline
+    """Judge a bucket that can no longer change, then let the baseline learn from it."""
+    start = bucket.index * t.bucket_seconds
+    expected = expectation(state.baseline, start, t)
+    whole = Window(bucket.count, bucket.negatives, bucket.volume, bucket.reach)
+    verdicts: dict[str, Verdict] = {}
+    if state.warm(t.warmup_buckets):
+        virality = rules.virality(whole, expected, t, 1.0)
+        negativity = rules.negativity(whole, expected, t)
+        verdicts = {
+            Kind.VIRALITY.value: virality,
+            Kind.NEGATIVITY.value: negativity,
+            Kind.CRISIS.value: rules.crisis(virality, negativity),
+            Kind.DROP.value: rules.drop(whole, expected, t),
+        }
+        drop = verdicts[Kind.DROP.value]
+        if drop.fires and bucket.count > 0:
+            _on_fire(state, bucket, drop, t, event_time, decisions, t.drop_after_buckets)
+        _check_silence(state, bucket, expected, t, event_time, decisions)
+
+    for kind, streak in list(state.streaks.items()):
+        if streak[1] < bucket.index:
+            del state.streaks[kind]  # it did not fire in this bucket: the streak is broken
     for kind, episode in list(state.episodes.items()):
-        if bucket.index <= episode.opened_bucket:
+        if bucket.index <= episode.opened_bucket or kind not in verdicts:
             continue  # buckets up to the opening one are not evidence of recovery
-        if kind in bucket.fired:
-            episode.quiet_buckets = 0
+        if kind not in bucket.fired and verdicts[kind].recovered:
+            episode.recovered_buckets += 1
+        else:
+            episode.recovered_buckets = 0
+        if episode.recovered_buckets >= t.resolve_after_buckets:
+            _resolve(state, episode, bucket, verdicts[kind], t, event_time, decisions)
+
+    if Kind.SILENCE.value not in state.episodes:
+        _learn(state.baseline, bucket, expected, t, state.warm(t.warmup_buckets))
+    state.previous = bucket
+    state.recent_volumes = [*state.recent_volumes, bucket.volume][-_RECENT_BUCKETS:]
+
+
+def _check_silence(
+    state: BrandState,
+    bucket: Bucket,
+    expected: Expectation,
+    t: Thresholds,
+    event_time: float,
+    decisions: list[AlertDecision],
+) -> None:
+    last = state.last_mention_bucket
+    if bucket.count > 0 or last is None or bucket.index <= last:
+        return
+    state.silent_expected += expected.count
+    if Kind.SILENCE.value in state.episodes:
+        return
+    verdict = rules.silence(bucket.index - last, state.silent_expected, t)
+    if verdict.fires:
+        _on_fire(state, bucket, verdict, t, event_time, decisions, persistence=1)
+
+
+def _learn(
+    baseline: Baseline, bucket: Bucket, expected: Expectation, t: Thresholds, warm: bool
+) -> None:
+    """Fold a finalised bucket into the baseline. Once warm, a count beyond
+    ``robust_clip_sd`` spreads is clipped to that edge, and a bucket that fired is
+    clipped to one spread above normal, so a spike does not inflate the baseline that
+    judges it. While warming up the weight is the plain running mean."""
+    b = baseline
+    slot_seconds = t.season_slot_minutes * 60
+    buckets_per_slot = slot_seconds // t.bucket_seconds
+    b.ensure_slots(DAY_SECONDS // slot_seconds)
+    count = float(bucket.count)
+    e, sd = expected.count, expected.spread
+    if warm:
+        count = min(max(count, e - t.robust_clip_sd * sd), e + t.robust_clip_sd * sd)
+        if Kind.VIRALITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired:
+            count = min(count, e + sd)  # and the profile does not learn from it (below)
+    scale = count / bucket.count if bucket.count else 0.0
+    negatives = bucket.negatives * scale
+    if Kind.NEGATIVITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired:
+        negatives = min(negatives, count * b.negative_share)
+
+    alpha = max(1.0 - 0.5 ** (1.0 / t.baseline_halflife_buckets), 1.0 / (b.buckets_seen + 1))
+    season = max(expected.season, 1e-6)
+    if b.buckets_seen > 0:
+        residual = (count - e) ** 2 / max(e, 1.0)
+        b.dispersion = max(1.0, b.dispersion + alpha * (residual - b.dispersion))
+    b.level += alpha * (count / season - b.level)
+    b.negative_level += alpha * (negatives / season - b.negative_level)
+    b.mean_reach += alpha * (bucket.reach * scale / season - b.mean_reach)
+    if bucket.count:
+        b.mean_weight += alpha * (bucket.volume / bucket.count - b.mean_weight)
+
+    spiked = Kind.VIRALITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired
+    if b.buckets_seen > 0 and b.level > 0 and not spiked:
+        slot, weekday, daily_eff, weekly_eff = b.factors(
+            bucket.index * t.bucket_seconds, slot_seconds, buckets_per_slot
+        )
+        halflife_days = t.season_halflife_days
+        a_daily = max(
+            1.0 / (b.daily_n[slot] + 1),
+            1.0 - 0.5 ** (1.0 / (halflife_days * buckets_per_slot)),
+        )
+        ratio = count / (b.level * weekly_eff)
+        b.daily[slot] = _bounded(b.daily[slot] + a_daily * (ratio - b.daily[slot]))
+        b.daily_n[slot] += 1
+        buckets_per_day = DAY_SECONDS // t.bucket_seconds
+        a_weekly = max(
+            1.0 / (b.weekly_n[weekday] + 1),
+            1.0 - 0.5 ** (1.0 / (halflife_days / 7.0 * buckets_per_day)),
+        )
+        ratio = count / (b.level * daily_eff)
+        b.weekly[weekday] = _bounded(b.weekly[weekday] + a_weekly * (ratio - b.weekly[weekday]))
+        b.weekly_n[weekday] += 1
+        if (bucket.index * t.bucket_seconds) % DAY_SECONDS < t.bucket_seconds:
+            _normalise(b)
+    b.buckets_seen += 1
+
+
+def _bounded(factor: float) -> float:
+    low, high = _FACTOR_BOUNDS
+    return min(max(factor, low), high)
+
+
+def _normalise(b: Baseline) -> None:
+    """Keep the profiles' means at 1 (over the slots that have data), moving their scale
+    into the level: level and profile are otherwise free to drift against each other."""
+    for factors, seen in ((b.daily, b.daily_n), (b.weekly, b.weekly_n)):
+        learned = [f for f, n in zip(factors, seen, strict=True) if n > 0]
+        if not learned:
             continue
-        episode.quiet_buckets += 1
-        if episode.quiet_buckets >= t.resolve_after_buckets:
-            verdict = RULES_BY_KIND[kind](bucket, baseline, t)
-            decisions.append(
-                _decision(
-                    state, episode, episode.events, Phase.RESOLVED, bucket, verdict, t, event_time
-                )
-            )
-            del state.episodes[kind]
-            state.cooldown_until[kind] = bucket.index + 1 + t.cooldown_buckets
-    count, negatives = clipped_for_learning(bucket, baseline, t)
-    baseline.learn(count, negatives, float(bucket.reach), t.baseline_halflife_buckets)
+        mean = sum(learned) / len(learned)
+        if mean <= 0:
+            continue
+        for i, n in enumerate(seen):
+            if n > 0:
+                factors[i] /= mean
+        b.level *= mean
+        b.negative_level *= mean
+        b.mean_reach *= mean
 
 
 def _decision(
@@ -280,6 +487,16 @@ def _decision(
     t: Thresholds,
     event_time: float,
 ) -> AlertDecision:
+    samples = [{k: v for k, v in s.items() if k != "rank"} for s in bucket.samples]
+    terms = dict(bucket.terms)
+    before = state.buckets.get(bucket.index - 1) or state.previous
+    if before is not None and before.index == bucket.index - 1:
+        for term, n in before.terms.items():
+            terms[term] = terms.get(term, 0) + n
+        seen = {s["id"] for s in samples}
+        extra = [s for s in before.samples if s["id"] not in seen]
+        samples += [{k: v for k, v in s.items() if k != "rank"} for s in extra]
+        samples = samples[: t.max_samples]
     return AlertDecision(
         alert_id=episode.alert_id,
         sequence=sequence,
@@ -300,5 +517,6 @@ def _decision(
             "threshold": verdict.statistic_threshold,
         },
         thresholds=t.as_dict(),
-        samples=[{k: v for k, v in s.items() if k != "rank"} for s in bucket.samples],
+        samples=samples,
+        terms=top_terms(terms, t.max_terms),
     )

@@ -175,7 +175,7 @@ async def test_detect_learns_a_baseline_then_alerts_on_a_spike(harness: Harness)
     state = brand_state(harness)
     assert state["brand"] == BRAND
     assert state["baseline"]["buckets_seen"] == WARMUP_BUCKETS
-    assert state["baseline"]["mean_count"] == pytest.approx(PER_BUCKET)
+    assert state["baseline"]["level"] == pytest.approx(PER_BUCKET)
     assert [e["kind"] for e in state["episodes"]] == ["virality"]
     assert state["positions"] == {"0": len(warm_up) + SPIKE - 1}
     changelog = harness.sent(harness.changelog_topic)
@@ -200,7 +200,7 @@ async def test_detect_learns_a_baseline_then_alerts_on_a_spike(harness: Harness)
     assert opened["id"] != escalated["id"]
     assert opened["data"]["severity"] == "warning"
     assert escalated["data"]["severity"] == "critical"
-    assert opened["data"]["observed"]["count"] == TEST_THRESHOLDS.virality_min_count
+    assert opened["data"]["observed"]["count"] >= TEST_THRESHOLDS.virality_min_count
     assert opened["data"]["expected"]["count"] == pytest.approx(PER_BUCKET)
     assert opened["data"]["window"] == {"start": "2023-11-14T22:17:00Z", "seconds": 60}
     assert opened["data"]["thresholds"]["warmup_buckets"] == TEST_THRESHOLDS.warmup_buckets

@@ -141,8 +141,9 @@ def test_crisis_brand_gets_virality_and_negativity_alerts(
     virality = first(events, "virality", "opened")
     assert virality is not None
     observed, expected = virality["data"]["observed"], virality["data"]["expected"]
-    assert observed["count"] >= 3 * expected["count"] > 0
-    assert virality["data"]["statistic"]["name"] == "z_count"
+    assert observed["volume"] >= 3 * expected["volume"] > 0  # reach-weighted volume
+    assert observed["count"] > expected["count"] > 0
+    assert virality["data"]["statistic"]["name"] == "z_volume"
     assert virality["data"]["statistic"]["value"] >= virality["data"]["statistic"]["threshold"]
     negativity = first(events, "negativity", "opened")
     assert negativity is not None
