@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -132,31 +133,74 @@ def step(
             return StepResult(state, [], Outcome.DUPLICATE)
         state.positions[key] = position.offset
 
-    t = thresholds
-    index = bucket_of(mention.created_at, t.bucket_seconds)
+    index = bucket_of(mention.created_at, thresholds.bucket_seconds)
+
+    def add(bucket: Bucket) -> None:
+        bucket.count += 1
+        bucket.volume += mention_weight(scored)
+        bucket.reach += mention.reach
+        if scored.negative:
+            bucket.negatives += 1
+            count_terms(bucket.terms, mention.text, state.brand)
+        _keep_sample(bucket, scored, thresholds.max_samples)
+
+    return _apply(state, index, mention.created_at, 1, add, thresholds)
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """An already aggregated bucket, e.g. one row of a time series of mention counts."""
+
+    bucket_start: float
+    count: int
+    negatives: int = 0
+    volume: float | None = None  # reach-weighted volume; the count when unknown
+    reach: int = 0
+
+
+def step_counts(state: BrandState | None, brand: str, counts: Counts, t: Thresholds) -> StepResult:
+    """Apply a whole bucket of counts at once, judged as the mention-by-mention path
+    judges it when its last mention arrives."""
+    state = new_state(brand) if state is None else state.copy()
+    index = bucket_of(counts.bucket_start, t.bucket_seconds)
+    end = (index + 1) * t.bucket_seconds - 1e-3
+
+    def add(bucket: Bucket) -> None:
+        bucket.count += counts.count
+        bucket.negatives += counts.negatives
+        bucket.volume += counts.count if counts.volume is None else counts.volume
+        bucket.reach += counts.reach
+
+    return _apply(state, index, end, counts.count, add, t)
+
+
+def _apply(
+    state: BrandState,
+    index: int,
+    event_time: float,
+    mentions: int,
+    add: Callable[[Bucket], None],
+    t: Thresholds,
+) -> StepResult:
     decisions: list[AlertDecision] = []
     if state.current is None:
         state.current = index
     elif index > state.current:
-        _advance(state, index, t, mention.created_at, decisions)
+        _advance(state, index, t, event_time, decisions)
     if index < state.current - t.allowed_lateness_buckets or (
         state.finalised_upto is not None and index <= state.finalised_upto
     ):
-        state.late += 1
+        state.late += mentions
         return StepResult(state, decisions, Outcome.LATE)
 
     bucket = state.buckets.get(index)
     if bucket is None:
         bucket = state.buckets[index] = Bucket(index=index)
         state.buckets = dict(sorted(state.buckets.items()))
-    bucket.count += 1
-    bucket.volume += mention_weight(scored)
-    bucket.reach += mention.reach
-    if scored.negative:
-        bucket.negatives += 1
-        count_terms(bucket.terms, mention.text, state.brand)
-    _keep_sample(bucket, scored, t.max_samples)
-    state.mentions += 1
+    add(bucket)
+    if mentions <= 0:
+        return StepResult(state, decisions)
+    state.mentions += mentions
     if state.last_mention_bucket is None or index > state.last_mention_bucket:
         state.last_mention_bucket = index
     state.silent_expected = 0.0
@@ -164,16 +208,16 @@ def step(
     silence = state.episodes.get(Kind.SILENCE.value)
     if silence is not None:
         verdict = rules.silence(0, 0.0, t)
-        _resolve(state, silence, bucket, verdict, t, mention.created_at, decisions)
+        _resolve(state, silence, bucket, verdict, t, event_time, decisions)
 
     if state.warm(t.warmup_buckets):
-        window = _window(state, bucket, mention.created_at, t)
+        window = _window(state, bucket, event_time, t)
         expected = expectation(state.baseline, bucket.index * t.bucket_seconds, t)
         virality = rules.virality(window, expected, t, _velocity(state, window))
         negativity = rules.negativity(window, expected, t)
         for verdict in (virality, negativity, rules.crisis(virality, negativity)):
             if verdict.fires:
-                _on_fire(state, bucket, verdict, t, mention.created_at, decisions)
+                _on_fire(state, bucket, verdict, t, event_time, decisions)
     return StepResult(state, decisions)
 
 
