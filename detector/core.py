@@ -211,10 +211,15 @@ def _apply(
         _resolve(state, silence, bucket, verdict, t, event_time, decisions)
 
     if state.warm(t.warmup_buckets):
-        window = _window(state, bucket, event_time, t)
-        expected = expectation(state.baseline, bucket.index * t.bucket_seconds, t)
-        virality = rules.virality(window, expected, t, _velocity(state, window))
-        negativity = rules.negativity(window, expected, t)
+        (short, expected), (long, expected_long) = _windows(state, bucket, event_time, t)
+        velocity = _velocity(state, short)
+        virality = rules.either(
+            rules.virality(short, expected, t, velocity),
+            rules.virality(long, expected_long, t, velocity),
+        )
+        negativity = rules.either(
+            rules.negativity(short, expected, t), rules.negativity(long, expected_long, t)
+        )
         for verdict in (virality, negativity, rules.crisis(virality, negativity)):
             if verdict.fires:
                 _on_fire(state, bucket, verdict, t, event_time, decisions)
@@ -234,30 +239,74 @@ def tick(state: BrandState, event_time: float, thresholds: Thresholds) -> StepRe
     return StepResult(state, decisions)
 
 
-def _window(state: BrandState, bucket: Bucket, event_time: float, t: Thresholds) -> Window:
-    """The last bucket_seconds of event time up to ``event_time``: the bucket so far plus
-    the unexpired part of the one before. An older (late) bucket is judged whole."""
+def _totals(state: BrandState, index: int) -> tuple[float, float, float, float] | None:
+    """(count, negatives, volume, reach) of bucket ``index``, open or recently finalised."""
+    bucket = state.buckets.get(index)
+    if bucket is not None:
+        return bucket.count, bucket.negatives, bucket.volume, bucket.reach
+    for row in state.recent:
+        if int(row[0]) == index:
+            return row[1], row[2], row[3], row[4]
+    return None
+
+
+def _windows(
+    state: BrandState, bucket: Bucket, event_time: float, t: Thresholds
+) -> tuple[tuple[Window, Expectation], tuple[Window, Expectation]]:
+    """The short window (the last bucket_seconds of event time: the bucket so far plus the
+    unexpired part of the one before) and the long one (the same over
+    ``long_window_buckets`` buckets), each with its expectation: the same weighted sum of
+    the expectations of the buckets it spans. An older (late) bucket is judged whole."""
     start = bucket.index * t.bucket_seconds
     elapsed = min(1.0, max(0.0, (event_time - start) / t.bucket_seconds))
     if bucket.index != state.current:
         elapsed = 1.0
-    before = state.buckets.get(bucket.index - 1)
-    if before is None and state.previous is not None and state.previous.index == bucket.index - 1:
-        before = state.previous
-    carry = 0.0 if before is None else 1.0 - elapsed
+    baseline = state.baseline
+
+    def window(length: int) -> tuple[Window, Expectation]:
+        totals = [float(bucket.count), float(bucket.negatives), bucket.volume, float(bucket.reach)]
+        here = expectation(baseline, start, t)
+        expected = [here.count, here.volume, here.reach]
+        for back in range(1, length + 1):
+            weight = 1.0 if back < length else 1.0 - elapsed
+            if weight <= 0:
+                continue
+            row = _totals(state, bucket.index - back)
+            if row is not None:
+                for i, value in enumerate(row):
+                    totals[i] += weight * value
+            before = expectation(baseline, start - back * t.bucket_seconds, t)
+            for i, value in enumerate((before.count, before.volume, before.reach)):
+                expected[i] += weight * value
+        count, negatives, volume, reach = totals
+        return Window(count, negatives, volume, reach, buckets=length), Expectation(
+            count=expected[0],
+            volume=expected[1],
+            reach=expected[2],
+            negative_share=here.negative_share,
+            spread=baseline.spread(expected[0]),
+            season=here.season,
+        )
+
+    return window(1), window(t.long_window_buckets)
+
+
+def _finalised_window(state: BrandState, whole: Window, length: int) -> Window:
+    """A finalised bucket together with the finalised buckets just before it."""
+    rows = state.recent[-(length - 1) :] if length > 1 else []
     return Window(
-        count=bucket.count + carry * (before.count if before else 0),
-        negatives=bucket.negatives + carry * (before.negatives if before else 0),
-        volume=bucket.volume + carry * (before.volume if before else 0.0),
-        reach=bucket.reach + carry * (before.reach if before else 0),
+        count=whole.count + sum(r[1] for r in rows),
+        negatives=whole.negatives + sum(r[2] for r in rows),
+        volume=whole.volume + sum(r[3] for r in rows),
+        reach=whole.reach + sum(r[4] for r in rows),
+        buckets=1 + len(rows),
     )
 
 
 def _velocity(state: BrandState, window: Window) -> float:
     """Growth: the window's volume over the mean volume of the last finalised buckets."""
-    if not state.recent_volumes:
-        return 1.0
-    mean = sum(state.recent_volumes) / len(state.recent_volumes)
+    volumes = [row[3] for row in state.recent[-_RECENT_BUCKETS:]]
+    mean = sum(volumes) / len(volumes) if volumes else 0.0
     return window.volume / mean if mean > 0 else 1.0
 
 
@@ -387,19 +436,27 @@ def _finalise(
     expected = expectation(state.baseline, start, t)
     whole = Window(bucket.count, bucket.negatives, bucket.volume, bucket.reach)
     verdicts: dict[str, Verdict] = {}
+    _learn_drift(state.baseline, bucket, t)
     if state.warm(t.warmup_buckets):
         virality = rules.virality(whole, expected, t, 1.0)
         negativity = rules.negativity(whole, expected, t)
+        recent = _finalised_window(state, whole, t.long_window_buckets)
         verdicts = {
             Kind.VIRALITY.value: virality,
             Kind.NEGATIVITY.value: negativity,
             Kind.CRISIS.value: rules.crisis(virality, negativity),
-            Kind.DROP.value: rules.drop(whole, expected, t),
+            Kind.DROP.value: rules.drop(
+                recent, rules.scaled(expected, recent.buckets, state.baseline), t
+            ),
         }
         drop = verdicts[Kind.DROP.value]
         if drop.fires and bucket.count > 0:
             _on_fire(state, bucket, drop, t, event_time, decisions, t.drop_after_buckets)
         _check_silence(state, bucket, expected, t, event_time, decisions)
+        drift = rules.drift(state.baseline, t)
+        if drift.fires:
+            _on_fire(state, bucket, drift, t, event_time, decisions)
+        verdicts[Kind.NEGATIVITY.value] = rules.either(negativity, drift)
 
     for kind, streak in list(state.streaks.items()):
         if streak[1] < bucket.index:
@@ -414,10 +471,14 @@ def _finalise(
         if episode.recovered_buckets >= t.resolve_after_buckets:
             _resolve(state, episode, bucket, verdicts[kind], t, event_time, decisions)
 
-    if Kind.SILENCE.value not in state.episodes:
+    # An outage of the stream or a drop is not what is normal for the brand: nothing is
+    # learned while one is open.
+    if Kind.SILENCE.value not in state.episodes and Kind.DROP.value not in state.episodes:
         _learn(state.baseline, bucket, expected, t, state.warm(t.warmup_buckets))
     state.previous = bucket
-    state.recent_volumes = [*state.recent_volumes, bucket.volume][-_RECENT_BUCKETS:]
+    keep = max(_RECENT_BUCKETS, t.long_window_buckets)
+    row = [float(bucket.index), bucket.count, bucket.negatives, bucket.volume, bucket.reach]
+    state.recent = [*state.recent, row][-keep:]
 
 
 def _check_silence(
@@ -439,6 +500,13 @@ def _check_silence(
         _on_fire(state, bucket, verdict, t, event_time, decisions, persistence=1)
 
 
+def _learn_drift(baseline: Baseline, bucket: Bucket, t: Thresholds) -> None:
+    """Fold a finalised bucket into the decayed sums of the drift window."""
+    keep = 0.5 ** (1.0 / t.drift_halflife_buckets)
+    baseline.drift_count = baseline.drift_count * keep + bucket.count
+    baseline.drift_negatives = baseline.drift_negatives * keep + bucket.negatives
+
+
 def _learn(
     baseline: Baseline, bucket: Bucket, expected: Expectation, t: Thresholds, warm: bool
 ) -> None:
@@ -454,8 +522,14 @@ def _learn(
     e, sd = expected.count, expected.spread
     if warm:
         count = min(max(count, e - t.robust_clip_sd * sd), e + t.robust_clip_sd * sd)
-        if Kind.VIRALITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired:
-            count = min(count, e + sd)  # and the profile does not learn from it (below)
+    # The seasonal profile learns from the robustly clipped count, so a spike that comes
+    # back at the same time every day becomes normal; the level learns a spike only up to
+    # one spread above normal.
+    profile_count = count
+    if warm and (Kind.VIRALITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired):
+        count = min(count, e + sd)
+    if warm and Kind.DROP.value in bucket.fired:
+        count = max(count, e - sd)  # a drop under way is not learned either
     scale = count / bucket.count if bucket.count else 0.0
     negatives = bucket.negatives * scale
     if Kind.NEGATIVITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired:
@@ -471,9 +545,15 @@ def _learn(
     b.mean_reach += alpha * (bucket.reach * scale / season - b.mean_reach)
     if bucket.count:
         b.mean_weight += alpha * (bucket.volume / bucket.count - b.mean_weight)
+    slow_halflife = t.season_halflife_days * DAY_SECONDS / t.bucket_seconds
+    slow = max(1.0 - 0.5 ** (1.0 / slow_halflife), 1.0 / (b.buckets_seen + 1))
+    b.slow_count += slow * (count - b.slow_count)
+    slow_negatives = negatives
+    if Kind.NEGATIVITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired:
+        slow_negatives = min(negatives, count * b.slow_negative_share)
+    b.slow_negatives += slow * (slow_negatives - b.slow_negatives)
 
-    spiked = Kind.VIRALITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired
-    if b.buckets_seen > 0 and b.level > 0 and not spiked:
+    if b.buckets_seen > 0 and b.level > 0:
         slot, weekday, daily_eff, weekly_eff = b.factors(
             bucket.index * t.bucket_seconds, slot_seconds, buckets_per_slot
         )
@@ -482,7 +562,7 @@ def _learn(
             1.0 / (b.daily_n[slot] + 1),
             1.0 - 0.5 ** (1.0 / (halflife_days * buckets_per_slot)),
         )
-        ratio = count / (b.level * weekly_eff)
+        ratio = profile_count / (b.level * weekly_eff)
         b.daily[slot] = _bounded(b.daily[slot] + a_daily * (ratio - b.daily[slot]))
         b.daily_n[slot] += 1
         buckets_per_day = DAY_SECONDS // t.bucket_seconds
@@ -490,7 +570,7 @@ def _learn(
             1.0 / (b.weekly_n[weekday] + 1),
             1.0 - 0.5 ** (1.0 / (halflife_days / 7.0 * buckets_per_day)),
         )
-        ratio = count / (b.level * daily_eff)
+        ratio = profile_count / (b.level * daily_eff)
         b.weekly[weekday] = _bounded(b.weekly[weekday] + a_weekly * (ratio - b.weekly[weekday]))
         b.weekly_n[weekday] += 1
         if (bucket.index * t.bucket_seconds) % DAY_SECONDS < t.bucket_seconds:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from detector.state import Baseline
@@ -40,6 +40,7 @@ class Window:
     negatives: float
     volume: float
     reach: float
+    buckets: int = 1  # length of the window in buckets
 
     @property
     def negative_share(self) -> float:
@@ -69,6 +70,21 @@ def expectation(baseline: Baseline, bucket_start: float, t: Thresholds) -> Expec
         negative_share=baseline.negative_share,
         spread=baseline.spread(count),
         season=season,
+    )
+
+
+def scaled(e: Expectation, buckets: int, baseline: Baseline) -> Expectation:
+    """The expectation of a window of ``buckets`` buckets like the one of ``e``."""
+    if buckets == 1:
+        return e
+    count = e.count * buckets
+    return Expectation(
+        count=count,
+        volume=e.volume * buckets,
+        reach=e.reach * buckets,
+        negative_share=e.negative_share,
+        spread=baseline.spread(count),
+        season=e.season,
     )
 
 
@@ -108,6 +124,7 @@ def virality(w: Window, e: Expectation, t: Thresholds, velocity: float) -> Verdi
             "volume": round(w.volume, 3),
             "reach": round(w.reach),
             "velocity": round(velocity, 3),
+            "window_buckets": w.buckets,
         },
         expected={
             "count": round(e.count, 3),
@@ -152,6 +169,7 @@ def negativity(w: Window, e: Expectation, t: Thresholds) -> Verdict:
             "count": round(w.count, 3),
             "negative_share": round(share, 4),
             "reach": round(w.reach),
+            "window_buckets": w.buckets,
         },
         expected={"count": round(e.count, 3), "negative_share": round(e.negative_share, 4)},
         factor=round(share / p0, 3),
@@ -159,6 +177,44 @@ def negativity(w: Window, e: Expectation, t: Thresholds) -> Verdict:
         statistic_value=round(lower, 4),
         statistic_threshold=round(required, 4),
     )
+
+
+def drift(baseline: Baseline, t: Thresholds) -> Verdict:
+    """Negative share of roughly the last ``drift_halflife_buckets`` buckets (decayed sums)
+    against the slow baseline share: catches negativity that rises too slowly for the
+    bucket rule, whose own baseline follows it."""
+    n = baseline.drift_count
+    negatives = baseline.drift_negatives
+    share = negatives / n if n > 0 else 0.0
+    p0 = min(max(baseline.slow_negative_share, _SHARE_FLOOR), _SHARE_CEILING)
+    lower = wilson_lower(negatives, n, t.negativity_z)
+    required = p0 + t.negativity_min_delta
+    enough = n >= t.negativity_min_count
+    return Verdict(
+        kind=Kind.NEGATIVITY,
+        fires=enough and share >= t.negativity_min_share and lower >= required,
+        recovered=not enough or share - p0 < t.negativity_min_delta * t.recovery_ratio,
+        severity=_severity(lower >= p0 + t.negativity_min_delta * t.critical_multiplier),
+        observed={
+            "count": round(n, 3),
+            "negative_share": round(share, 4),
+            "window_buckets": round(1.0 / (1.0 - 0.5 ** (1.0 / t.drift_halflife_buckets))),
+        },
+        expected={"negative_share": round(p0, 4)},
+        factor=round(share / p0, 3),
+        statistic="wilson_lower_negative_share_drift",
+        statistic_value=round(lower, 4),
+        statistic_threshold=round(required, 4),
+    )
+
+
+def either(first: Verdict, second: Verdict) -> Verdict:
+    """One verdict from two windows: the first that fires (the shorter window first);
+    recovered only when both are."""
+    chosen = first if first.fires or not second.fires else second
+    if chosen.recovered and not (first.recovered and second.recovered):
+        return replace(chosen, recovered=False)
+    return chosen
 
 
 def crisis(v: Verdict, n: Verdict) -> Verdict:

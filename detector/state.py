@@ -86,6 +86,10 @@ class Baseline:
     mean_weight: float = 1.0  # mean reach weight of a mention
     negative_level: float = 0.0  # deseasonalised negative mentions per bucket
     mean_reach: float = 0.0  # deseasonalised reach per bucket
+    slow_count: float = 0.0  # mentions per bucket, slow average (for the drift rule)
+    slow_negatives: float = 0.0  # negative mentions per bucket, slow average
+    drift_count: float = 0.0  # exponentially decayed sum of recent mentions
+    drift_negatives: float = 0.0  # ... and of recent negative mentions
     daily: list[float] = field(default_factory=list)  # factor per time-of-day slot
     daily_n: list[int] = field(default_factory=list)
     weekly: list[float] = field(default_factory=lambda: [1.0] * 7)  # factor per weekday
@@ -96,6 +100,12 @@ class Baseline:
         if self.level <= 0:
             return 0.0
         return min(1.0, self.negative_level / self.level)
+
+    @property
+    def slow_negative_share(self) -> float:
+        if self.slow_count <= 0:
+            return 0.0
+        return min(1.0, self.slow_negatives / self.slow_count)
 
     def ensure_slots(self, slots_per_day: int) -> None:
         if len(self.daily) != slots_per_day:
@@ -135,6 +145,10 @@ class Baseline:
             self.mean_weight,
             self.negative_level,
             self.mean_reach,
+            self.slow_count,
+            self.slow_negatives,
+            self.drift_count,
+            self.drift_negatives,
             list(self.daily),
             list(self.daily_n),
             list(self.weekly),
@@ -149,6 +163,10 @@ class Baseline:
             "mean_weight": self.mean_weight,
             "negative_level": self.negative_level,
             "mean_reach": self.mean_reach,
+            "slow_count": self.slow_count,
+            "slow_negatives": self.slow_negatives,
+            "drift_count": self.drift_count,
+            "drift_negatives": self.drift_negatives,
             "daily": list(self.daily),
             "daily_n": list(self.daily_n),
             "weekly": list(self.weekly),
@@ -164,6 +182,10 @@ class Baseline:
             mean_weight=float(d["mean_weight"]),
             negative_level=float(d["negative_level"]),
             mean_reach=float(d["mean_reach"]),
+            slow_count=float(d["slow_count"]),
+            slow_negatives=float(d["slow_negatives"]),
+            drift_count=float(d["drift_count"]),
+            drift_negatives=float(d["drift_negatives"]),
             daily=[float(x) for x in d["daily"]],
             daily_n=[int(x) for x in d["daily_n"]],
             weekly=[float(x) for x in d["weekly"]],
@@ -232,9 +254,10 @@ class BrandState:
     finalised_upto: int | None = None  # last bucket folded into the baseline
     buckets: dict[int, Bucket] = field(default_factory=dict)
     baseline: Baseline = field(default_factory=Baseline)
-    # The last finalised bucket, kept for the sliding window and velocity.
+    # The last finalised bucket (for the sliding window and the evidence), and the totals
+    # [index, count, negatives, volume, reach] of the last finalised buckets (long window).
     previous: Bucket | None = None
-    recent_volumes: list[float] = field(default_factory=list)  # last finalised buckets
+    recent: list[list[float]] = field(default_factory=list)
     episodes: dict[str, Episode] = field(default_factory=dict)
     streaks: dict[str, list[int]] = field(default_factory=dict)  # kind -> [first, last]
     cooldown_until: dict[str, int] = field(default_factory=dict)
@@ -256,7 +279,7 @@ class BrandState:
             buckets={i: b.copy() for i, b in self.buckets.items()},
             baseline=self.baseline.copy(),
             previous=self.previous.copy() if self.previous is not None else None,
-            recent_volumes=list(self.recent_volumes),
+            recent=[list(r) for r in self.recent],
             episodes={k: e.copy() for k, e in self.episodes.items()},
             streaks={k: list(v) for k, v in self.streaks.items()},
             cooldown_until=dict(self.cooldown_until),
@@ -277,7 +300,7 @@ class BrandState:
             "buckets": [b.to_dict() for b in self.buckets.values()],
             "baseline": self.baseline.to_dict(),
             "previous": self.previous.to_dict() if self.previous is not None else None,
-            "recent_volumes": list(self.recent_volumes),
+            "recent": [list(r) for r in self.recent],
             "episodes": [e.to_dict() for e in self.episodes.values()],
             "streaks": {k: list(v) for k, v in self.streaks.items()},
             "cooldown_until": dict(self.cooldown_until),
@@ -305,7 +328,7 @@ class BrandState:
             buckets={b.index: b for b in buckets},
             baseline=Baseline.from_dict(d["baseline"]),
             previous=Bucket.from_dict(previous) if previous is not None else None,
-            recent_volumes=[float(x) for x in d["recent_volumes"]],
+            recent=[[float(x) for x in r] for r in d["recent"]],
             episodes={e.kind: e for e in episodes},
             streaks={str(k): [int(x) for x in v] for k, v in d["streaks"].items()},
             cooldown_until={str(k): int(v) for k, v in d["cooldown_until"].items()},

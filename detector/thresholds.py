@@ -25,11 +25,17 @@ class Thresholds:
     baseline_halflife_buckets: float = 120.0
     # Seasonality: a time-of-day profile (slots of this many minutes) times a day-of-week
     # profile; each slot learns with this half-life, counted in days.
-    season_slot_minutes: int = 15
+    season_slot_minutes: int = 5
     season_halflife_days: float = 7.0
     # Outliers beyond this many standard deviations are clipped before learning.
     robust_clip_sd: float = 3.0
-    # Virality: reach-weighted volume of the last bucket_seconds against its expectation.
+    # Windows judged: the last bucket (sliding), and the last long_window_buckets buckets,
+    # which catches waves too slow or too small for one bucket.
+    long_window_buckets: int = 5
+    # Negativity drift: negative share of roughly the last drift_halflife_buckets buckets
+    # (exponentially decayed) against the slow baseline share (season_halflife_days).
+    drift_halflife_buckets: float = 30.0
+    # Virality: reach-weighted volume of a window against its expectation.
     virality_min_count: int = 20
     virality_factor: float = 3.0
     virality_z: float = 4.0
@@ -40,7 +46,7 @@ class Thresholds:
     negativity_z: float = 3.0
     # Drop: volume far below its expectation (but not zero) for drop_after_buckets buckets.
     drop_min_expected: float = 20.0
-    drop_factor: float = 0.3
+    drop_factor: float = 0.5
     drop_z: float = 4.0
     drop_after_buckets: int = 5
     # Silence: no mention at all while this many were expected (and at least 5 buckets).
@@ -120,6 +126,8 @@ def _problems(t: Thresholds) -> list[str]:
         ),
         (t.season_halflife_days > 0, "season_halflife_days must be > 0"),
         (t.robust_clip_sd > 0, "robust_clip_sd must be > 0"),
+        (1 <= t.long_window_buckets <= 1440, "long_window_buckets must be in [1, 1440]"),
+        (t.drift_halflife_buckets > 0, "drift_halflife_buckets must be > 0"),
         (t.drop_min_expected > 0, "drop_min_expected must be > 0"),
         (0 < t.drop_factor < 1, "drop_factor must be in (0, 1)"),
         (t.drop_z > 0, "drop_z must be > 0"),
