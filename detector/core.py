@@ -501,10 +501,16 @@ def _check_silence(
 
 
 def _learn_drift(baseline: Baseline, bucket: Bucket, t: Thresholds) -> None:
-    """Fold a finalised bucket into the decayed sums of the drift window."""
+    """Fold a finalised bucket into the decayed sums of the drift window. A bucket in
+    which the negativity rule already fired adds only the slow baseline share of
+    negatives: the drift window is for what the bucket rules cannot see, and a short
+    burst must not keep it raised for an hour after."""
     keep = 0.5 ** (1.0 / t.drift_halflife_buckets)
+    negatives = float(bucket.negatives)
+    if Kind.NEGATIVITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired:
+        negatives = min(negatives, bucket.count * baseline.slow_negative_share)
     baseline.drift_count = baseline.drift_count * keep + bucket.count
-    baseline.drift_negatives = baseline.drift_negatives * keep + bucket.negatives
+    baseline.drift_negatives = baseline.drift_negatives * keep + negatives
 
 
 def _learn(
