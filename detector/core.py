@@ -211,7 +211,9 @@ def _apply(
         _resolve(state, silence, bucket, verdict, t, event_time, decisions)
 
     if state.warm(t.warmup_buckets):
-        (short, expected), (long, expected_long) = _windows(state, bucket, event_time, t)
+        (own, expected_own), (short, expected), (long, expected_long) = _windows(
+            state, bucket, event_time, t
+        )
         velocity = _velocity(state, short)
         virality = rules.either(
             rules.virality(short, expected, t, velocity),
@@ -220,9 +222,19 @@ def _apply(
         negativity = rules.either(
             rules.negativity(short, expected, t), rules.negativity(long, expected_long, t)
         )
+        # Whether the bucket itself (without what the windows carry from before) fires:
+        # only that marks it as firing and extends a persistence streak.
+        own_virality = rules.virality(own, expected_own, t, velocity).fires
+        own_negativity = rules.negativity(own, expected_own, t).fires
+        own_fires = {
+            Kind.VIRALITY: own_virality,
+            Kind.NEGATIVITY: own_negativity,
+            Kind.CRISIS: own_virality and own_negativity,
+        }
         for verdict in (virality, negativity, rules.crisis(virality, negativity)):
             if verdict.fires:
-                _on_fire(state, bucket, verdict, t, event_time, decisions)
+                counts = own_fires[verdict.kind]
+                _on_fire(state, bucket, verdict, t, event_time, decisions, counts=counts)
     return StepResult(state, decisions)
 
 
@@ -252,11 +264,12 @@ def _totals(state: BrandState, index: int) -> tuple[float, float, float, float] 
 
 def _windows(
     state: BrandState, bucket: Bucket, event_time: float, t: Thresholds
-) -> tuple[tuple[Window, Expectation], tuple[Window, Expectation]]:
-    """The short window (the last bucket_seconds of event time: the bucket so far plus the
-    unexpired part of the one before) and the long one (the same over
-    ``long_window_buckets`` buckets), each with its expectation: the same weighted sum of
-    the expectations of the buckets it spans. An older (late) bucket is judged whole."""
+) -> tuple[tuple[Window, Expectation], ...]:
+    """Three windows with their expectations (the same weighted sum of the expectations
+    of the buckets each spans): the bucket alone so far; the short window, the last
+    bucket_seconds of event time (the bucket so far plus the unexpired part of the one
+    before); the long one, the same over ``long_window_buckets`` buckets. An older (late)
+    bucket is judged whole."""
     start = bucket.index * t.bucket_seconds
     elapsed = min(1.0, max(0.0, (event_time - start) / t.bucket_seconds))
     if bucket.index != state.current:
@@ -266,7 +279,8 @@ def _windows(
     def window(length: int) -> tuple[Window, Expectation]:
         totals = [float(bucket.count), float(bucket.negatives), bucket.volume, float(bucket.reach)]
         here = expectation(baseline, start, t)
-        expected = [here.count, here.volume, here.reach]
+        # Only the elapsed part of the bucket has been observed.
+        expected = [elapsed * here.count, elapsed * here.volume, elapsed * here.reach]
         for back in range(1, length + 1):
             weight = 1.0 if back < length else 1.0 - elapsed
             if weight <= 0:
@@ -288,7 +302,7 @@ def _windows(
             season=here.season,
         )
 
-    return window(1), window(t.long_window_buckets)
+    return window(0), window(1), window(t.long_window_buckets)
 
 
 def _finalised_window(state: BrandState, whole: Window, length: int) -> Window:
@@ -341,20 +355,29 @@ def _on_fire(
     event_time: float,
     decisions: list[AlertDecision],
     persistence: int | None = None,
+    counts: bool = True,
 ) -> None:
     """A rule fired for ``bucket``: extend the firing streak; open an episode once the
-    streak is long enough (and no cooldown runs), or escalate an open one."""
+    streak is long enough (and no cooldown runs), or escalate an open one.
+
+    ``counts`` says whether the firing is evidence about this bucket itself: a short
+    window that is still mostly the bucket before, or the long window, can open an alert
+    that needs no persistence, but neither marks the bucket as firing nor extends a
+    streak (a burst that has ended must not keep its streak alive)."""
     kind = verdict.kind.value
-    if kind not in bucket.fired:
-        bucket.fired.append(kind)
     streak = state.streaks.get(kind)
-    if streak is None or bucket.index > streak[1] + 1:
-        streak = state.streaks[kind] = [bucket.index, bucket.index]
-    streak[1] = max(streak[1], bucket.index)
+    if counts:
+        if kind not in bucket.fired:
+            bucket.fired.append(kind)
+        if streak is None or bucket.index > streak[1] + 1:
+            streak = state.streaks[kind] = [bucket.index, bucket.index]
+        streak[1] = max(streak[1], bucket.index)
     episode = state.episodes.get(kind)
     if episode is None:
         needed = t.open_after_buckets if persistence is None else persistence
-        if bucket.index - streak[0] + 1 < needed:
+        if needed > 1 and (
+            streak is None or streak[1] != bucket.index or bucket.index - streak[0] + 1 < needed
+        ):
             return
         if bucket.index < state.cooldown_until.get(kind, bucket.index):
             return
@@ -471,9 +494,10 @@ def _finalise(
         if episode.recovered_buckets >= t.resolve_after_buckets:
             _resolve(state, episode, bucket, verdicts[kind], t, event_time, decisions)
 
-    # An outage of the stream or a drop is not what is normal for the brand: nothing is
-    # learned while one is open.
-    if Kind.SILENCE.value not in state.episodes and Kind.DROP.value not in state.episodes:
+    # An outage of the stream is not what is normal for the brand: nothing is learned
+    # while a silence is open. A drop is learned clipped (see _learn), so a lasting fall
+    # in volume becomes the new normal at a bounded pace and its alert resolves.
+    if Kind.SILENCE.value not in state.episodes:
         _learn(state.baseline, bucket, expected, t, state.warm(t.warmup_buckets))
     state.previous = bucket
     keep = max(_RECENT_BUCKETS, t.long_window_buckets)
@@ -559,7 +583,7 @@ def _learn(
         slow_negatives = min(negatives, count * b.slow_negative_share)
     b.slow_negatives += slow * (slow_negatives - b.slow_negatives)
 
-    if b.buckets_seen > 0 and b.level > 0:
+    if warm and b.level > 0:
         slot, weekday, daily_eff, weekly_eff = b.factors(
             bucket.index * t.bucket_seconds, slot_seconds, buckets_per_slot
         )
@@ -576,9 +600,10 @@ def _learn(
             1.0 / (b.weekly_n[weekday] + 1),
             1.0 - 0.5 ** (1.0 / (halflife_days / 7.0 * buckets_per_day)),
         )
-        ratio = profile_count / (b.level * daily_eff)
-        b.weekly[weekday] = _bounded(b.weekly[weekday] + a_weekly * (ratio - b.weekly[weekday]))
-        b.weekly_n[weekday] += 1
+        if b.buckets_seen >= buckets_per_day:  # the first day's level is still settling
+            ratio = profile_count / (b.level * daily_eff)
+            b.weekly[weekday] = _bounded(b.weekly[weekday] + a_weekly * (ratio - b.weekly[weekday]))
+            b.weekly_n[weekday] += 1
         if (bucket.index * t.bucket_seconds) % DAY_SECONDS < t.bucket_seconds:
             _normalise(b)
     b.buckets_seen += 1

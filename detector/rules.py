@@ -200,7 +200,7 @@ def drift(baseline: Baseline, t: Thresholds) -> Verdict:
             "negative_share": round(share, 4),
             "window_buckets": round(1.0 / (1.0 - 0.5 ** (1.0 / t.drift_halflife_buckets))),
         },
-        expected={"negative_share": round(p0, 4)},
+        expected={"count": round(n, 3), "negative_share": round(p0, 4)},
         factor=round(share / p0, 3),
         statistic="wilson_lower_negative_share_drift",
         statistic_value=round(lower, 4),

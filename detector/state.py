@@ -127,8 +127,9 @@ class Baseline:
         return slot, weekday, daily, weekly
 
     def season(self, bucket_start: float, slot_seconds: int, buckets_per_slot: int) -> float:
-        """Seasonal factor of the bucket starting at ``bucket_start``."""
-        if not self.daily:
+        """Seasonal factor of the bucket starting at ``bucket_start``. A profile learned
+        with another slot length (the setting changed) counts as not learned yet."""
+        if len(self.daily) != DAY_SECONDS // slot_seconds:
             return 1.0
         _, _, daily, weekly = self.factors(bucket_start, slot_seconds, buckets_per_slot)
         return daily * weekly

@@ -121,6 +121,7 @@ def _problems(t: Thresholds) -> list[str]:
         (
             t.season_slot_minutes >= 1
             and 1440 % t.season_slot_minutes == 0
+            and t.bucket_seconds >= 1
             and (t.season_slot_minutes * 60) % t.bucket_seconds == 0,
             "season_slot_minutes must divide a day and be a whole number of buckets",
         ),
