@@ -53,6 +53,7 @@ def to_event(decision: AlertDecision, source: str = DEFAULT_SOURCE) -> dict[str,
             "statistic": dict(d.statistic),
             "thresholds": dict(d.thresholds),
             "samples": [{**s, "created_at": iso(s["created_at"])} for s in d.samples],
+            "top_terms": [dict(term) for term in d.terms],
             "detector_version": d.detector_version,
         },
     }

@@ -2,28 +2,40 @@
 
 Time is the event time of the mention (or an explicit clock for ``tick``); the core
 never reads a clock of its own.
+
+Every mention re-judges the last ``bucket_seconds`` of its brand (the open bucket plus
+the unexpired part of the one before) for virality, negativity and both together
+(crisis), so an alert can open as soon as the evidence is there. Buckets are finalised
+once they fall out of the allowed lateness: then drops, silences and recoveries are
+judged, and the bucket is folded into the baseline (score first, then learn).
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from detector.rules import RULES, RULES_BY_KIND, SEVERITY_RANK, Verdict, clipped_for_learning
+from detector import rules
+from detector.rules import SEVERITY_RANK, Expectation, Kind, Verdict, Window, expectation
 from detector.sentiment import ScoredMention
-from detector.state import BrandState, Bucket, Episode
+from detector.state import DAY_SECONDS, Baseline, BrandState, Bucket, Episode
+from detector.terms import count_terms, top_terms
 from detector.thresholds import Thresholds
 from detector.version import DETECTOR_VERSION
 
 # Namespace of the deterministic alert ids (uuid5 of brand/kind/opening bucket).
 ALERT_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-5b8a-9e41-2c7d9a0b4e13")
-# A gap longer than this many buckets is folded into the baseline only this far:
+# A gap longer than this many half-lives is folded into the baseline only this far:
 # the weight of older history is already below 2**-12 by then.
-_MAX_GAP_BUCKETS_FACTOR = 12
+_MAX_GAP_HALFLIVES = 12
+# Finalised bucket volumes kept for the velocity (growth over the last buckets).
+_RECENT_BUCKETS = 3
+_FACTOR_BOUNDS = (0.05, 20.0)
 
 
 class Phase(StrEnum):
@@ -64,6 +76,7 @@ class AlertDecision:
     statistic: dict[str, Any]
     thresholds: dict[str, Any]
     samples: list[dict[str, Any]]
+    terms: list[dict[str, Any]] = field(default_factory=list)
     detector_version: str = DETECTOR_VERSION
 
     @property
@@ -92,6 +105,15 @@ def new_state(brand: str) -> BrandState:
     return BrandState(brand=brand)
 
 
+def mention_weight(scored: ScoredMention) -> float:
+    """Reach weight of one mention: 1, plus a third for every tenfold of the author's
+    followers and of the mention's reposts (1,000 followers weigh 2)."""
+    m = scored.mention
+    return (
+        1.0 + math.log10(1 + m.author.followers) / 3.0 + math.log10(1 + m.engagement.reposts) / 3.0
+    )
+
+
 def step(
     state: BrandState | None,
     scored: ScoredMention,
@@ -111,47 +133,195 @@ def step(
             return StepResult(state, [], Outcome.DUPLICATE)
         state.positions[key] = position.offset
 
-    t = thresholds
-    index = bucket_of(mention.created_at, t.bucket_seconds)
+    index = bucket_of(mention.created_at, thresholds.bucket_seconds)
+
+    def add(bucket: Bucket) -> None:
+        bucket.count += 1
+        bucket.volume += mention_weight(scored)
+        bucket.reach += mention.reach
+        if scored.negative:
+            bucket.negatives += 1
+            count_terms(bucket.terms, mention.text, state.brand)
+        _keep_sample(bucket, scored, thresholds.max_samples)
+
+    return _apply(state, index, mention.created_at, 1, add, thresholds)
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """An already aggregated bucket, e.g. one row of a time series of mention counts."""
+
+    bucket_start: float
+    count: int
+    negatives: int = 0
+    volume: float | None = None  # reach-weighted volume; the count when unknown
+    reach: int = 0
+
+
+def step_counts(state: BrandState | None, brand: str, counts: Counts, t: Thresholds) -> StepResult:
+    """Apply a whole bucket of counts at once, judged as the mention-by-mention path
+    judges it when its last mention arrives."""
+    state = new_state(brand) if state is None else state.copy()
+    index = bucket_of(counts.bucket_start, t.bucket_seconds)
+    end = (index + 1) * t.bucket_seconds - 1e-3
+
+    def add(bucket: Bucket) -> None:
+        bucket.count += counts.count
+        bucket.negatives += counts.negatives
+        bucket.volume += counts.count if counts.volume is None else counts.volume
+        bucket.reach += counts.reach
+
+    return _apply(state, index, end, counts.count, add, t)
+
+
+def _apply(
+    state: BrandState,
+    index: int,
+    event_time: float,
+    mentions: int,
+    add: Callable[[Bucket], None],
+    t: Thresholds,
+) -> StepResult:
     decisions: list[AlertDecision] = []
     if state.current is None:
         state.current = index
     elif index > state.current:
-        _advance(state, index, t, mention.created_at, decisions)
+        _advance(state, index, t, event_time, decisions)
     if index < state.current - t.allowed_lateness_buckets or (
         state.finalised_upto is not None and index <= state.finalised_upto
     ):
-        state.late += 1
+        state.late += mentions
         return StepResult(state, decisions, Outcome.LATE)
 
     bucket = state.buckets.get(index)
     if bucket is None:
         bucket = state.buckets[index] = Bucket(index=index)
         state.buckets = dict(sorted(state.buckets.items()))
-    bucket.count += 1
-    bucket.reach += mention.reach
-    if scored.negative:
-        bucket.negatives += 1
-    _keep_sample(bucket, scored, t.max_samples)
-    state.mentions += 1
+    add(bucket)
+    if mentions <= 0:
+        return StepResult(state, decisions)
+    state.mentions += mentions
+    if state.last_mention_bucket is None or index > state.last_mention_bucket:
+        state.last_mention_bucket = index
+    state.silent_expected = 0.0
+
+    silence = state.episodes.get(Kind.SILENCE.value)
+    if silence is not None:
+        verdict = rules.silence(0, 0.0, t)
+        _resolve(state, silence, bucket, verdict, t, event_time, decisions)
 
     if state.warm(t.warmup_buckets):
-        for rule in RULES:
-            verdict = rule(bucket, state.baseline, t)
+        (own, expected_own), (short, expected), (long, expected_long) = _windows(
+            state, bucket, event_time, t
+        )
+        velocity = _velocity(state, short)
+        virality = rules.either(
+            rules.virality(short, expected, t, velocity),
+            rules.virality(long, expected_long, t, velocity),
+        )
+        negativity = rules.either(
+            rules.negativity(short, expected, t), rules.negativity(long, expected_long, t)
+        )
+        # Whether the bucket itself (without what the windows carry from before) fires:
+        # only that marks it as firing and extends a persistence streak.
+        own_virality = rules.virality(own, expected_own, t, velocity).fires
+        own_negativity = rules.negativity(own, expected_own, t).fires
+        own_fires = {
+            Kind.VIRALITY: own_virality,
+            Kind.NEGATIVITY: own_negativity,
+            Kind.CRISIS: own_virality and own_negativity,
+        }
+        for verdict in (virality, negativity, rules.crisis(virality, negativity)):
             if verdict.fires:
-                _on_fire(state, bucket, verdict, t, mention.created_at, decisions)
+                counts = own_fires[verdict.kind]
+                _on_fire(state, bucket, verdict, t, event_time, decisions, counts=counts)
     return StepResult(state, decisions)
 
 
 def tick(state: BrandState, event_time: float, thresholds: Thresholds) -> StepResult:
     """Advance a brand's clock to ``event_time`` without a mention, finalising buckets
-    that can no longer receive events (so episodes resolve when a stream goes quiet)."""
+    that can no longer receive events: alerts resolve and silences are noticed even when
+    the brand's stream has stopped."""
+    index = bucket_of(event_time, thresholds.bucket_seconds)
+    if state.current is None or index <= state.current:
+        return StepResult(state, [])
     state = state.copy()
     decisions: list[AlertDecision] = []
-    index = bucket_of(event_time, thresholds.bucket_seconds)
-    if state.current is not None and index > state.current:
-        _advance(state, index, thresholds, event_time, decisions)
+    _advance(state, index, thresholds, event_time, decisions)
     return StepResult(state, decisions)
+
+
+def _totals(state: BrandState, index: int) -> tuple[float, float, float, float] | None:
+    """(count, negatives, volume, reach) of bucket ``index``, open or recently finalised."""
+    bucket = state.buckets.get(index)
+    if bucket is not None:
+        return bucket.count, bucket.negatives, bucket.volume, bucket.reach
+    for row in state.recent:
+        if int(row[0]) == index:
+            return row[1], row[2], row[3], row[4]
+    return None
+
+
+def _windows(
+    state: BrandState, bucket: Bucket, event_time: float, t: Thresholds
+) -> tuple[tuple[Window, Expectation], ...]:
+    """Three windows with their expectations (the same weighted sum of the expectations
+    of the buckets each spans): the bucket alone so far; the short window, the last
+    bucket_seconds of event time (the bucket so far plus the unexpired part of the one
+    before); the long one, the same over ``long_window_buckets`` buckets. An older (late)
+    bucket is judged whole."""
+    start = bucket.index * t.bucket_seconds
+    elapsed = min(1.0, max(0.0, (event_time - start) / t.bucket_seconds))
+    if bucket.index != state.current:
+        elapsed = 1.0
+    baseline = state.baseline
+
+    def window(length: int) -> tuple[Window, Expectation]:
+        totals = [float(bucket.count), float(bucket.negatives), bucket.volume, float(bucket.reach)]
+        here = expectation(baseline, start, t)
+        # Only the elapsed part of the bucket has been observed.
+        expected = [elapsed * here.count, elapsed * here.volume, elapsed * here.reach]
+        for back in range(1, length + 1):
+            weight = 1.0 if back < length else 1.0 - elapsed
+            if weight <= 0:
+                continue
+            row = _totals(state, bucket.index - back)
+            if row is not None:
+                for i, value in enumerate(row):
+                    totals[i] += weight * value
+            before = expectation(baseline, start - back * t.bucket_seconds, t)
+            for i, value in enumerate((before.count, before.volume, before.reach)):
+                expected[i] += weight * value
+        count, negatives, volume, reach = totals
+        return Window(count, negatives, volume, reach, buckets=length), Expectation(
+            count=expected[0],
+            volume=expected[1],
+            reach=expected[2],
+            negative_share=here.negative_share,
+            spread=baseline.spread(expected[0]),
+            season=here.season,
+        )
+
+    return window(0), window(1), window(t.long_window_buckets)
+
+
+def _finalised_window(state: BrandState, whole: Window, length: int) -> Window:
+    """A finalised bucket together with the finalised buckets just before it."""
+    rows = state.recent[-(length - 1) :] if length > 1 else []
+    return Window(
+        count=whole.count + sum(r[1] for r in rows),
+        negatives=whole.negatives + sum(r[2] for r in rows),
+        volume=whole.volume + sum(r[3] for r in rows),
+        reach=whole.reach + sum(r[4] for r in rows),
+        buckets=1 + len(rows),
+    )
+
+
+def _velocity(state: BrandState, window: Window) -> float:
+    """Growth: the window's volume over the mean volume of the last finalised buckets."""
+    volumes = [row[3] for row in state.recent[-_RECENT_BUCKETS:]]
+    mean = sum(volumes) / len(volumes) if volumes else 0.0
+    return window.volume / mean if mean > 0 else 1.0
 
 
 def _keep_sample(bucket: Bucket, scored: ScoredMention, limit: int) -> None:
@@ -184,12 +354,31 @@ def _on_fire(
     t: Thresholds,
     event_time: float,
     decisions: list[AlertDecision],
+    persistence: int | None = None,
+    counts: bool = True,
 ) -> None:
+    """A rule fired for ``bucket``: extend the firing streak; open an episode once the
+    streak is long enough (and no cooldown runs), or escalate an open one.
+
+    ``counts`` says whether the firing is evidence about this bucket itself: a short
+    window that is still mostly the bucket before, or the long window, can open an alert
+    that needs no persistence, but neither marks the bucket as firing nor extends a
+    streak (a burst that has ended must not keep its streak alive)."""
     kind = verdict.kind.value
-    if kind not in bucket.fired:
-        bucket.fired.append(kind)
+    streak = state.streaks.get(kind)
+    if counts:
+        if kind not in bucket.fired:
+            bucket.fired.append(kind)
+        if streak is None or bucket.index > streak[1] + 1:
+            streak = state.streaks[kind] = [bucket.index, bucket.index]
+        streak[1] = max(streak[1], bucket.index)
     episode = state.episodes.get(kind)
     if episode is None:
+        needed = t.open_after_buckets if persistence is None else persistence
+        if needed > 1 and (
+            streak is None or streak[1] != bucket.index or bucket.index - streak[0] + 1 < needed
+        ):
+            return
         if bucket.index < state.cooldown_until.get(kind, bucket.index):
             return
         opened_start = float(bucket.index * t.bucket_seconds)
@@ -202,7 +391,7 @@ def _on_fire(
         state.episodes[kind] = episode
         decisions.append(_decision(state, episode, 0, Phase.OPENED, bucket, verdict, t, event_time))
         return
-    episode.quiet_buckets = 0
+    episode.recovered_buckets = 0
     if SEVERITY_RANK[verdict.severity.value] > SEVERITY_RANK[episode.severity]:
         episode.severity = verdict.severity.value
         decisions.append(
@@ -211,6 +400,22 @@ def _on_fire(
             )
         )
         episode.events += 1
+
+
+def _resolve(
+    state: BrandState,
+    episode: Episode,
+    bucket: Bucket,
+    verdict: Verdict,
+    t: Thresholds,
+    event_time: float,
+    decisions: list[AlertDecision],
+) -> None:
+    decisions.append(
+        _decision(state, episode, episode.events, Phase.RESOLVED, bucket, verdict, t, event_time)
+    )
+    del state.episodes[episode.kind]
+    state.cooldown_until[episode.kind] = bucket.index + 1 + t.cooldown_buckets
 
 
 def _advance(
@@ -229,9 +434,9 @@ def _advance(
         if state.finalised_upto is not None
         else min(state.buckets, default=state.current)
     )
-    max_gap = max(1, int(_MAX_GAP_BUCKETS_FACTOR * t.baseline_halflife_buckets))
     # Deep inside a long silence there is nothing more to learn or resolve: empty buckets
     # are folded in only up to ``max_gap``; buckets holding mentions always are.
+    max_gap = max(1, int(_MAX_GAP_HALFLIVES * t.baseline_halflife_buckets))
     indices = set(range(first, min(last_to_finalise, first + max_gap - 1) + 1))
     indices.update(i for i in state.buckets if i <= last_to_finalise)
     for index in sorted(indices):
@@ -249,25 +454,182 @@ def _finalise(
     event_time: float,
     decisions: list[AlertDecision],
 ) -> None:
-    baseline = state.baseline
+    """Judge a bucket that can no longer change, then let the baseline learn from it."""
+    start = bucket.index * t.bucket_seconds
+    expected = expectation(state.baseline, start, t)
+    whole = Window(bucket.count, bucket.negatives, bucket.volume, bucket.reach)
+    verdicts: dict[str, Verdict] = {}
+    _learn_drift(state.baseline, bucket, t)
+    if state.warm(t.warmup_buckets):
+        virality = rules.virality(whole, expected, t, 1.0)
+        negativity = rules.negativity(whole, expected, t)
+        recent = _finalised_window(state, whole, t.long_window_buckets)
+        verdicts = {
+            Kind.VIRALITY.value: virality,
+            Kind.NEGATIVITY.value: negativity,
+            Kind.CRISIS.value: rules.crisis(virality, negativity),
+            Kind.DROP.value: rules.drop(
+                recent, rules.scaled(expected, recent.buckets, state.baseline), t
+            ),
+        }
+        drop = verdicts[Kind.DROP.value]
+        if drop.fires and bucket.count > 0:
+            _on_fire(state, bucket, drop, t, event_time, decisions, t.drop_after_buckets)
+        _check_silence(state, bucket, expected, t, event_time, decisions)
+        drift = rules.drift(state.baseline, t)
+        if drift.fires:
+            _on_fire(state, bucket, drift, t, event_time, decisions)
+        verdicts[Kind.NEGATIVITY.value] = rules.either(negativity, drift)
+
+    for kind, streak in list(state.streaks.items()):
+        if streak[1] < bucket.index:
+            del state.streaks[kind]  # it did not fire in this bucket: the streak is broken
     for kind, episode in list(state.episodes.items()):
-        if bucket.index <= episode.opened_bucket:
+        if bucket.index <= episode.opened_bucket or kind not in verdicts:
             continue  # buckets up to the opening one are not evidence of recovery
-        if kind in bucket.fired:
-            episode.quiet_buckets = 0
+        if kind not in bucket.fired and verdicts[kind].recovered:
+            episode.recovered_buckets += 1
+        else:
+            episode.recovered_buckets = 0
+        if episode.recovered_buckets >= t.resolve_after_buckets:
+            _resolve(state, episode, bucket, verdicts[kind], t, event_time, decisions)
+
+    # An outage of the stream is not what is normal for the brand: nothing is learned
+    # while a silence is open. A drop is learned clipped (see _learn), so a lasting fall
+    # in volume becomes the new normal at a bounded pace and its alert resolves.
+    if Kind.SILENCE.value not in state.episodes:
+        _learn(state.baseline, bucket, expected, t, state.warm(t.warmup_buckets))
+    state.previous = bucket
+    keep = max(_RECENT_BUCKETS, t.long_window_buckets)
+    row = [float(bucket.index), bucket.count, bucket.negatives, bucket.volume, bucket.reach]
+    state.recent = [*state.recent, row][-keep:]
+
+
+def _check_silence(
+    state: BrandState,
+    bucket: Bucket,
+    expected: Expectation,
+    t: Thresholds,
+    event_time: float,
+    decisions: list[AlertDecision],
+) -> None:
+    last = state.last_mention_bucket
+    if bucket.count > 0 or last is None or bucket.index <= last:
+        return
+    state.silent_expected += expected.count
+    if Kind.SILENCE.value in state.episodes:
+        return
+    verdict = rules.silence(bucket.index - last, state.silent_expected, t)
+    if verdict.fires:
+        _on_fire(state, bucket, verdict, t, event_time, decisions, persistence=1)
+
+
+def _learn_drift(baseline: Baseline, bucket: Bucket, t: Thresholds) -> None:
+    """Fold a finalised bucket into the decayed sums of the drift window. A bucket in
+    which the negativity rule already fired adds only the slow baseline share of
+    negatives: the drift window is for what the bucket rules cannot see, and a short
+    burst must not keep it raised for an hour after."""
+    keep = 0.5 ** (1.0 / t.drift_halflife_buckets)
+    negatives = float(bucket.negatives)
+    if Kind.NEGATIVITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired:
+        negatives = min(negatives, bucket.count * baseline.slow_negative_share)
+    baseline.drift_count = baseline.drift_count * keep + bucket.count
+    baseline.drift_negatives = baseline.drift_negatives * keep + negatives
+
+
+def _learn(
+    baseline: Baseline, bucket: Bucket, expected: Expectation, t: Thresholds, warm: bool
+) -> None:
+    """Fold a finalised bucket into the baseline. Once warm, a count beyond
+    ``robust_clip_sd`` spreads is clipped to that edge, and a bucket that fired is
+    clipped to one spread above normal, so a spike does not inflate the baseline that
+    judges it. While warming up the weight is the plain running mean."""
+    b = baseline
+    slot_seconds = t.season_slot_minutes * 60
+    buckets_per_slot = slot_seconds // t.bucket_seconds
+    b.ensure_slots(DAY_SECONDS // slot_seconds)
+    count = float(bucket.count)
+    e, sd = expected.count, expected.spread
+    if warm:
+        count = min(max(count, e - t.robust_clip_sd * sd), e + t.robust_clip_sd * sd)
+    # The seasonal profile learns from the robustly clipped count, so a spike that comes
+    # back at the same time every day becomes normal; the level learns a spike only up to
+    # one spread above normal.
+    profile_count = count
+    if warm and (Kind.VIRALITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired):
+        count = min(count, e + sd)
+    if warm and Kind.DROP.value in bucket.fired:
+        count = max(count, e - sd)  # a drop under way is not learned either
+    scale = count / bucket.count if bucket.count else 0.0
+    negatives = bucket.negatives * scale
+    if Kind.NEGATIVITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired:
+        negatives = min(negatives, count * b.negative_share)
+
+    alpha = max(1.0 - 0.5 ** (1.0 / t.baseline_halflife_buckets), 1.0 / (b.buckets_seen + 1))
+    season = max(expected.season, 1e-6)
+    if b.buckets_seen > 0:
+        residual = (count - e) ** 2 / max(e, 1.0)
+        b.dispersion = max(1.0, b.dispersion + alpha * (residual - b.dispersion))
+    b.level += alpha * (count / season - b.level)
+    b.negative_level += alpha * (negatives / season - b.negative_level)
+    b.mean_reach += alpha * (bucket.reach * scale / season - b.mean_reach)
+    if bucket.count:
+        b.mean_weight += alpha * (bucket.volume / bucket.count - b.mean_weight)
+    slow_halflife = t.season_halflife_days * DAY_SECONDS / t.bucket_seconds
+    slow = max(1.0 - 0.5 ** (1.0 / slow_halflife), 1.0 / (b.buckets_seen + 1))
+    b.slow_count += slow * (count - b.slow_count)
+    slow_negatives = negatives
+    if Kind.NEGATIVITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired:
+        slow_negatives = min(negatives, count * b.slow_negative_share)
+    b.slow_negatives += slow * (slow_negatives - b.slow_negatives)
+
+    if warm and b.level > 0:
+        slot, weekday, daily_eff, weekly_eff = b.factors(
+            bucket.index * t.bucket_seconds, slot_seconds, buckets_per_slot
+        )
+        halflife_days = t.season_halflife_days
+        a_daily = max(
+            1.0 / (b.daily_n[slot] + 1),
+            1.0 - 0.5 ** (1.0 / (halflife_days * buckets_per_slot)),
+        )
+        ratio = profile_count / (b.level * weekly_eff)
+        b.daily[slot] = _bounded(b.daily[slot] + a_daily * (ratio - b.daily[slot]))
+        b.daily_n[slot] += 1
+        buckets_per_day = DAY_SECONDS // t.bucket_seconds
+        a_weekly = max(
+            1.0 / (b.weekly_n[weekday] + 1),
+            1.0 - 0.5 ** (1.0 / (halflife_days / 7.0 * buckets_per_day)),
+        )
+        if b.buckets_seen >= buckets_per_day:  # the first day's level is still settling
+            ratio = profile_count / (b.level * daily_eff)
+            b.weekly[weekday] = _bounded(b.weekly[weekday] + a_weekly * (ratio - b.weekly[weekday]))
+            b.weekly_n[weekday] += 1
+        if (bucket.index * t.bucket_seconds) % DAY_SECONDS < t.bucket_seconds:
+            _normalise(b)
+    b.buckets_seen += 1
+
+
+def _bounded(factor: float) -> float:
+    low, high = _FACTOR_BOUNDS
+    return min(max(factor, low), high)
+
+
+def _normalise(b: Baseline) -> None:
+    """Keep the profiles' means at 1 (over the slots that have data), moving their scale
+    into the level: level and profile are otherwise free to drift against each other."""
+    for factors, seen in ((b.daily, b.daily_n), (b.weekly, b.weekly_n)):
+        learned = [f for f, n in zip(factors, seen, strict=True) if n > 0]
+        if not learned:
             continue
-        episode.quiet_buckets += 1
-        if episode.quiet_buckets >= t.resolve_after_buckets:
-            verdict = RULES_BY_KIND[kind](bucket, baseline, t)
-            decisions.append(
-                _decision(
-                    state, episode, episode.events, Phase.RESOLVED, bucket, verdict, t, event_time
-                )
-            )
-            del state.episodes[kind]
-            state.cooldown_until[kind] = bucket.index + 1 + t.cooldown_buckets
-    count, negatives = clipped_for_learning(bucket, baseline, t)
-    baseline.learn(count, negatives, float(bucket.reach), t.baseline_halflife_buckets)
+        mean = sum(learned) / len(learned)
+        if mean <= 0:
+            continue
+        for i, n in enumerate(seen):
+            if n > 0:
+                factors[i] /= mean
+        b.level *= mean
+        b.negative_level *= mean
+        b.mean_reach *= mean
 
 
 def _decision(
@@ -280,6 +642,16 @@ def _decision(
     t: Thresholds,
     event_time: float,
 ) -> AlertDecision:
+    samples = [{k: v for k, v in s.items() if k != "rank"} for s in bucket.samples]
+    terms = dict(bucket.terms)
+    before = state.buckets.get(bucket.index - 1) or state.previous
+    if before is not None and before.index == bucket.index - 1:
+        for term, n in before.terms.items():
+            terms[term] = terms.get(term, 0) + n
+        seen = {s["id"] for s in samples}
+        extra = [s for s in before.samples if s["id"] not in seen]
+        samples += [{k: v for k, v in s.items() if k != "rank"} for s in extra]
+        samples = samples[: t.max_samples]
     return AlertDecision(
         alert_id=episode.alert_id,
         sequence=sequence,
@@ -300,5 +672,6 @@ def _decision(
             "threshold": verdict.statistic_threshold,
         },
         thresholds=t.as_dict(),
-        samples=[{k: v for k, v in s.items() if k != "rank"} for s in bucket.samples],
+        samples=samples,
+        terms=top_terms(terms, t.max_terms),
     )

@@ -118,17 +118,22 @@ def summarise(
     return dict(summaries)
 
 
+# The kinds that claim a crisis; drop and silence report the health of a brand's stream.
+CRISIS_KINDS = frozenset({"virality", "negativity", "crisis"})
+
+
 def score_alerts(
     alerts: Sequence[AlertRecord],
     labels: Mapping[str, Sequence[Window]],
     spans: Mapping[str, Window],
+    kinds: frozenset[str] = CRISIS_KINDS,
 ) -> Scores:
-    """Score ``opened`` alerts against labelled windows.
+    """Score ``opened`` alerts of ``kinds`` against labelled crisis windows.
 
-    A window is detected when an alert of any kind opens inside it; its delay is from the
-    window's start to the first such alert. An opened alert outside every window of its
-    brand is false. Brand-weeks are the observed spans of the brands in ``spans``."""
-    opened = [a for a in alerts if a.phase == "opened"]
+    A window is detected when such an alert opens inside it; its delay is from the
+    window's start to the first one. An opened alert outside every window of its brand
+    is false. Brand-weeks are the observed spans of the brands in ``spans``."""
+    opened = [a for a in alerts if a.phase == "opened" and a.kind in kinds]
     windows = 0
     detected = 0
     delays: list[float] = []

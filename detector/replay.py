@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from detector.core import AlertDecision, Outcome, step
+from detector.core import AlertDecision, Outcome, bucket_of, step, tick
 from detector.model import Limits, Rejection, parse_mention
 from detector.sentiment import SentimentScorer, score
 from detector.state import BrandState
@@ -39,6 +39,8 @@ class Replayer:
         self.now = now
         self.states: dict[str, BrandState] = {}
         self.stats = ReplayStats()
+        self.clock = float("-inf")
+        self._ticked_bucket = -(2**62)
 
     def feed(self, raw: bytes) -> list[AlertDecision]:
         self.stats.mentions += 1
@@ -51,6 +53,7 @@ class Replayer:
             self.states.get(brand), score(parsed, self.scorer), self.book.for_brand(brand)
         )
         self.states[brand] = result.state
+        decisions = result.decisions + self._tick_others(brand, parsed.created_at)
         if result.outcome is Outcome.LATE:
             self.stats.late += 1
         else:
@@ -59,4 +62,22 @@ class Replayer:
             self.stats.first_event[brand] = min(first, parsed.created_at)
             last = self.stats.last_event.get(brand, parsed.created_at)
             self.stats.last_event[brand] = max(last, parsed.created_at)
-        return result.decisions
+        return decisions
+
+    def _tick_others(self, brand: str, event_time: float) -> list[AlertDecision]:
+        """Advance every other brand to the stream's clock (the newest event time seen)
+        once per bucket, so that silences are noticed and alerts resolve."""
+        if event_time <= self.clock:
+            return []
+        self.clock = event_time
+        tick_bucket = bucket_of(event_time, self.book.defaults.bucket_seconds)
+        if tick_bucket <= self._ticked_bucket:
+            return []
+        self._ticked_bucket = tick_bucket
+        decisions: list[AlertDecision] = []
+        for other, state in self.states.items():
+            if other != brand:
+                result = tick(state, event_time, self.book.for_brand(other))
+                self.states[other] = result.state
+                decisions += result.decisions
+        return decisions

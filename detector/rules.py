@@ -1,18 +1,21 @@
-"""The detection rules: one bucket judged against the brand's baseline."""
+"""The detection rules: a window of mentions judged against what is normal for the brand."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from detector.state import Baseline, Bucket
+from detector.state import Baseline
 from detector.thresholds import Thresholds
 
 
 class Kind(StrEnum):
-    VIRALITY = "virality"
-    NEGATIVITY = "negativity"
+    VIRALITY = "virality"  # reach-weighted volume far above normal
+    NEGATIVITY = "negativity"  # negative share far above normal
+    CRISIS = "crisis"  # both at once
+    DROP = "drop"  # volume far below normal, but not zero
+    SILENCE = "silence"  # no mention at all while many were expected
 
 
 class Severity(StrEnum):
@@ -29,9 +32,67 @@ _SHARE_CEILING = 0.98
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """Aggregates of the mentions being judged (the last bucket_seconds of event time, or
+    one finalised bucket)."""
+
+    count: float
+    negatives: float
+    volume: float
+    reach: float
+    buckets: int = 1  # length of the window in buckets
+
+    @property
+    def negative_share(self) -> float:
+        return self.negatives / self.count if self.count > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What the baseline expects of one bucket."""
+
+    count: float
+    volume: float
+    reach: float
+    negative_share: float
+    spread: float  # standard deviation of the count
+    season: float  # seasonal factor applied to the level
+
+
+def expectation(baseline: Baseline, bucket_start: float, t: Thresholds) -> Expectation:
+    slot_seconds = t.season_slot_minutes * 60
+    season = baseline.season(bucket_start, slot_seconds, slot_seconds // t.bucket_seconds)
+    count = baseline.level * season
+    return Expectation(
+        count=count,
+        volume=count * baseline.mean_weight,
+        reach=baseline.mean_reach * season,
+        negative_share=baseline.negative_share,
+        spread=baseline.spread(count),
+        season=season,
+    )
+
+
+def scaled(e: Expectation, buckets: int, baseline: Baseline) -> Expectation:
+    """The expectation of a window of ``buckets`` buckets like the one of ``e``."""
+    if buckets == 1:
+        return e
+    count = e.count * buckets
+    return Expectation(
+        count=count,
+        volume=e.volume * buckets,
+        reach=e.reach * buckets,
+        negative_share=e.negative_share,
+        spread=baseline.spread(count),
+        season=e.season,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     kind: Kind
     fires: bool
+    recovered: bool  # below the recovery level: counts towards resolving an open alert
     severity: Severity
     observed: dict[str, float]
     expected: dict[str, float]
@@ -41,63 +102,76 @@ class Verdict:
     statistic_threshold: float
 
 
-def virality(bucket: Bucket, baseline: Baseline, t: Thresholds) -> Verdict:
-    """Mention count of the bucket far above the baseline count (z-score with a Poisson
-    floor on the spread), above a factor of it, and above a minimum count."""
-    expected = baseline.mean_count
-    z = (bucket.count - expected) / baseline.sd_count
-    factor = bucket.count / max(expected, 1.0)
-    fires = (
-        bucket.count >= t.virality_min_count
-        and bucket.count >= t.virality_factor * expected
-        and z >= t.virality_z
-    )
-    critical = factor >= t.virality_factor * t.critical_multiplier
+def _severity(critical: bool) -> Severity:
+    return Severity.CRITICAL if critical else Severity.WARNING
+
+
+def virality(w: Window, e: Expectation, t: Thresholds, velocity: float) -> Verdict:
+    """Reach-weighted volume far above its expectation: a z-score whose spread is never
+    below the Poisson spread, a factor, and a floor on the raw count."""
+    weight = e.volume / e.count if e.count > 0 else 1.0
+    z = (w.volume - e.volume) / (e.spread * weight)
+    factor = w.volume / max(e.volume, weight)
+    fires = w.count >= t.virality_min_count and factor >= t.virality_factor and z >= t.virality_z
+    excess = t.virality_factor - 1.0
     return Verdict(
         kind=Kind.VIRALITY,
         fires=fires,
-        severity=Severity.CRITICAL if critical else Severity.WARNING,
-        observed={"count": bucket.count, "reach": bucket.reach},
-        expected={"count": round(expected, 3), "reach": round(baseline.mean_reach, 3)},
+        recovered=factor < 1.0 + excess * t.recovery_ratio,
+        severity=_severity(factor >= 1.0 + excess * t.critical_multiplier),
+        observed={
+            "count": round(w.count, 3),
+            "volume": round(w.volume, 3),
+            "reach": round(w.reach),
+            "velocity": round(velocity, 3),
+            "window_buckets": w.buckets,
+        },
+        expected={
+            "count": round(e.count, 3),
+            "volume": round(e.volume, 3),
+            "reach": round(e.reach),
+        },
         factor=round(factor, 3),
-        statistic="z_count",
+        statistic="z_volume",
         statistic_value=round(z, 3),
         statistic_threshold=t.virality_z,
     )
 
 
-def wilson_lower(successes: int, n: int, z: float) -> float:
+def wilson_lower(successes: float, n: float, z: float) -> float:
     """Lower end of the Wilson score interval of a binomial proportion."""
     if n <= 0:
         return 0.0
-    p = successes / n
+    p = min(1.0, successes / n)
     z2 = z * z
     centre = p + z2 / (2 * n)
     spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return max(0.0, (centre - spread) / (1 + z2 / n))
 
 
-def negativity(bucket: Bucket, baseline: Baseline, t: Thresholds) -> Verdict:
-    """Negative share of the bucket against the baseline share: the lower end of the
-    share's Wilson interval (at ``negativity_z``) must clear the baseline share by
+def negativity(w: Window, e: Expectation, t: Thresholds) -> Verdict:
+    """Negative share against the baseline share: the lower end of the share's Wilson
+    interval (at ``negativity_z``) must clear the baseline share by
     ``negativity_min_delta``; plus an absolute floor on the share and a minimum count.
-    The interval keeps small, partly filled buckets from alerting on chance."""
-    n = bucket.count
-    share = bucket.negative_share
-    p0 = min(max(baseline.negative_share, _SHARE_FLOOR), _SHARE_CEILING)
-    lower = wilson_lower(bucket.negatives, n, t.negativity_z)
+    The interval keeps small, partly filled windows from alerting on chance."""
+    share = w.negative_share
+    p0 = min(max(e.negative_share, _SHARE_FLOOR), _SHARE_CEILING)
+    lower = wilson_lower(w.negatives, w.count, t.negativity_z)
     required = p0 + t.negativity_min_delta
-    fires = n >= t.negativity_min_count and share >= t.negativity_min_share and lower >= required
-    critical = lower >= p0 + t.negativity_min_delta * t.critical_multiplier
+    enough = w.count >= t.negativity_min_count
+    fires = enough and share >= t.negativity_min_share and lower >= required
     return Verdict(
         kind=Kind.NEGATIVITY,
         fires=fires,
-        severity=Severity.CRITICAL if critical else Severity.WARNING,
-        observed={"count": n, "negative_share": round(share, 4), "reach": bucket.reach},
-        expected={
-            "count": round(baseline.mean_count, 3),
-            "negative_share": round(baseline.negative_share, 4),
+        recovered=not enough or share - p0 < t.negativity_min_delta * t.recovery_ratio,
+        severity=_severity(lower >= p0 + t.negativity_min_delta * t.critical_multiplier),
+        observed={
+            "count": round(w.count, 3),
+            "negative_share": round(share, 4),
+            "reach": round(w.reach),
+            "window_buckets": w.buckets,
         },
+        expected={"count": round(e.count, 3), "negative_share": round(e.negative_share, 4)},
         factor=round(share / p0, 3),
         statistic="wilson_lower_negative_share",
         statistic_value=round(lower, 4),
@@ -105,19 +179,98 @@ def negativity(bucket: Bucket, baseline: Baseline, t: Thresholds) -> Verdict:
     )
 
 
-RULES = (virality, negativity)
-RULES_BY_KIND = {Kind.VIRALITY.value: virality, Kind.NEGATIVITY.value: negativity}
+def drift(baseline: Baseline, t: Thresholds) -> Verdict:
+    """Negative share of roughly the last ``drift_halflife_buckets`` buckets (decayed sums)
+    against the slow baseline share: catches negativity that rises too slowly for the
+    bucket rule, whose own baseline follows it."""
+    n = baseline.drift_count
+    negatives = baseline.drift_negatives
+    share = negatives / n if n > 0 else 0.0
+    p0 = min(max(baseline.slow_negative_share, _SHARE_FLOOR), _SHARE_CEILING)
+    lower = wilson_lower(negatives, n, t.negativity_z)
+    required = p0 + t.negativity_min_delta
+    enough = n >= t.negativity_min_count
+    return Verdict(
+        kind=Kind.NEGATIVITY,
+        fires=enough and share >= t.negativity_min_share and lower >= required,
+        recovered=not enough or share - p0 < t.negativity_min_delta * t.recovery_ratio,
+        severity=_severity(lower >= p0 + t.negativity_min_delta * t.critical_multiplier),
+        observed={
+            "count": round(n, 3),
+            "negative_share": round(share, 4),
+            "window_buckets": round(1.0 / (1.0 - 0.5 ** (1.0 / t.drift_halflife_buckets))),
+        },
+        expected={"count": round(n, 3), "negative_share": round(p0, 4)},
+        factor=round(share / p0, 3),
+        statistic="wilson_lower_negative_share_drift",
+        statistic_value=round(lower, 4),
+        statistic_threshold=round(required, 4),
+    )
 
 
-def clipped_for_learning(bucket: Bucket, baseline: Baseline, t: Thresholds) -> tuple[float, float]:
-    """Count and negatives of a finalised bucket as the baseline may learn them: a bucket
-    that fired is clipped to the edge of normal, so a spike does not inflate the baseline
-    that judges it."""
-    count = float(bucket.count)
-    negatives = float(bucket.negatives)
-    if Kind.VIRALITY.value in bucket.fired:
-        count = min(count, baseline.mean_count + baseline.sd_count)
-        negatives = min(negatives, count)
-    if Kind.NEGATIVITY.value in bucket.fired:
-        negatives = min(negatives, count * baseline.negative_share)
-    return count, negatives
+def either(first: Verdict, second: Verdict) -> Verdict:
+    """One verdict from two windows: the first that fires (the shorter window first);
+    recovered only when both are."""
+    chosen = first if first.fires or not second.fires else second
+    if chosen.recovered and not (first.recovered and second.recovered):
+        return replace(chosen, recovered=False)
+    return chosen
+
+
+def crisis(v: Verdict, n: Verdict) -> Verdict:
+    """Virality and negativity together. Its statistic is the smaller of the two
+    exceedances (each statistic over its threshold): at least 1 when both fire."""
+    exceedance = min(
+        v.statistic_value / v.statistic_threshold, n.statistic_value / n.statistic_threshold
+    )
+    critical = Severity.CRITICAL in (v.severity, n.severity)
+    return Verdict(
+        kind=Kind.CRISIS,
+        fires=v.fires and n.fires,
+        recovered=v.recovered or n.recovered,
+        severity=_severity(critical),
+        observed={**v.observed, **n.observed},
+        expected={**v.expected, **n.expected},
+        factor=v.factor,
+        statistic="combined_exceedance",
+        statistic_value=round(exceedance, 3),
+        statistic_threshold=1.0,
+    )
+
+
+def drop(w: Window, e: Expectation, t: Thresholds) -> Verdict:
+    """Volume far below its expectation (judged on finalised buckets only)."""
+    z = (w.count - e.count) / e.spread
+    factor = w.count / e.count if e.count > 0 else 1.0
+    fires = e.count >= t.drop_min_expected and factor <= t.drop_factor and z <= -t.drop_z
+    recovered_at = 1.0 - (1.0 - t.drop_factor) * t.recovery_ratio
+    return Verdict(
+        kind=Kind.DROP,
+        fires=fires,
+        recovered=factor >= recovered_at,
+        severity=_severity(factor <= t.drop_factor / t.critical_multiplier),
+        observed={"count": round(w.count, 3), "reach": round(w.reach)},
+        expected={"count": round(e.count, 3), "reach": round(e.reach)},
+        factor=round(factor, 3),
+        statistic="z_count",
+        statistic_value=round(z, 3),
+        statistic_threshold=-t.drop_z,
+    )
+
+
+def silence(silent_buckets: int, expected_total: float, t: Thresholds) -> Verdict:
+    """No mention at all for ``silent_buckets`` buckets while ``expected_total`` were
+    expected: under a Poisson model the chance of that is exp(-expected_total)."""
+    fires = silent_buckets >= t.silence_min_buckets and expected_total >= t.silence_min_expected
+    return Verdict(
+        kind=Kind.SILENCE,
+        fires=fires,
+        recovered=False,  # a silence ends with the next mention
+        severity=Severity.CRITICAL,
+        observed={"count": 0, "silent_buckets": silent_buckets},
+        expected={"count": round(expected_total, 3)},
+        factor=0.0,
+        statistic="expected_mentions",
+        statistic_value=round(expected_total, 3),
+        statistic_threshold=t.silence_min_expected,
+    )

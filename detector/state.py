@@ -10,7 +10,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+DAY_SECONDS = 86_400
+# 1970-01-01 was a Thursday: weekday (Monday = 0) of epoch day d is (d + 3) % 7.
+_EPOCH_WEEKDAY = 3
+# Buckets of one slot's observations that give its learned factor half its weight.
+_DAILY_SHRINK_SLOTS = 1.0
+_WEEKLY_SHRINK_DAYS = 0.25
+TERMS_KEPT = 24
 
 
 @dataclass(slots=True)
@@ -20,21 +27,37 @@ class Bucket:
     index: int
     count: int = 0
     negatives: int = 0
+    volume: float = 0.0  # reach-weighted volume: sum of mention weights
     reach: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)
+    terms: dict[str, int] = field(default_factory=dict)
     fired: list[str] = field(default_factory=list)
 
     @property
     def negative_share(self) -> float:
         return self.negatives / self.count if self.count else 0.0
 
+    def copy(self) -> Bucket:
+        return Bucket(
+            self.index,
+            self.count,
+            self.negatives,
+            self.volume,
+            self.reach,
+            [dict(s) for s in self.samples],
+            dict(self.terms),
+            list(self.fired),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "count": self.count,
             "negatives": self.negatives,
+            "volume": self.volume,
             "reach": self.reach,
             "samples": [dict(s) for s in self.samples],
+            "terms": dict(self.terms),
             "fired": list(self.fired),
         }
 
@@ -44,62 +67,142 @@ class Bucket:
             index=int(d["index"]),
             count=int(d["count"]),
             negatives=int(d["negatives"]),
+            volume=float(d["volume"]),
             reach=int(d["reach"]),
-            samples=[dict(s) for s in d.get("samples", [])],
-            fired=[str(k) for k in d.get("fired", [])],
+            samples=[dict(s) for s in d["samples"]],
+            terms={str(k): int(v) for k, v in d["terms"].items()},
+            fired=[str(k) for k in d["fired"]],
         )
 
 
 @dataclass(slots=True)
 class Baseline:
-    """Exponentially weighted statistics of finalised buckets."""
+    """What is normal for a brand: a deseasonalised level with a time-of-day and a
+    day-of-week profile, the spread around it, and the negative share."""
 
     buckets_seen: int = 0
-    mean_count: float = 0.0
-    var_count: float = 0.0
-    mean_negatives: float = 0.0
-    mean_reach: float = 0.0
-
-    @property
-    def sd_count(self) -> float:
-        """Spread of the bucket count, never below the Poisson spread of its mean."""
-        return math.sqrt(max(self.var_count, self.mean_count, 1.0))
+    level: float = 0.0  # deseasonalised mentions per bucket
+    dispersion: float = 1.0  # variance / mean of the count (1 = Poisson), never below 1
+    mean_weight: float = 1.0  # mean reach weight of a mention
+    negative_level: float = 0.0  # deseasonalised negative mentions per bucket
+    mean_reach: float = 0.0  # deseasonalised reach per bucket
+    slow_count: float = 0.0  # mentions per bucket, slow average (for the drift rule)
+    slow_negatives: float = 0.0  # negative mentions per bucket, slow average
+    drift_count: float = 0.0  # exponentially decayed sum of recent mentions
+    drift_negatives: float = 0.0  # ... and of recent negative mentions
+    daily: list[float] = field(default_factory=list)  # factor per time-of-day slot
+    daily_n: list[int] = field(default_factory=list)
+    weekly: list[float] = field(default_factory=lambda: [1.0] * 7)  # factor per weekday
+    weekly_n: list[int] = field(default_factory=lambda: [0] * 7)
 
     @property
     def negative_share(self) -> float:
-        if self.mean_count <= 0:
+        if self.level <= 0:
             return 0.0
-        return min(1.0, self.mean_negatives / self.mean_count)
+        return min(1.0, self.negative_level / self.level)
 
-    def learn(self, count: float, negatives: float, reach: float, halflife_buckets: float) -> None:
-        """Fold one finalised bucket in. During the first buckets the weight is the plain
-        running mean, so the baseline does not start from zero."""
-        alpha = max(1.0 - 0.5 ** (1.0 / halflife_buckets), 1.0 / (self.buckets_seen + 1))
-        diff = count - self.mean_count
-        self.mean_count += alpha * diff
-        self.var_count = (1.0 - alpha) * (self.var_count + alpha * diff * diff)
-        self.mean_negatives += alpha * (negatives - self.mean_negatives)
-        self.mean_reach += alpha * (reach - self.mean_reach)
-        self.buckets_seen += 1
+    @property
+    def slow_negative_share(self) -> float:
+        if self.slow_count <= 0:
+            return 0.0
+        return min(1.0, self.slow_negatives / self.slow_count)
+
+    def ensure_slots(self, slots_per_day: int) -> None:
+        if len(self.daily) != slots_per_day:
+            self.daily = [1.0] * slots_per_day
+            self.daily_n = [0] * slots_per_day
+
+    def factors(
+        self, bucket_start: float, slot_seconds: int, buckets_per_slot: int
+    ) -> tuple[int, int, float, float]:
+        """(time-of-day slot, weekday, daily factor, weekly factor) of the bucket starting
+        at ``bucket_start``; each learned factor is shrunk towards 1 while it has few
+        observations."""
+        slot, weekday = slot_of(bucket_start, slot_seconds)
+        daily = _shrunk(
+            self.daily[slot], self.daily_n[slot], _DAILY_SHRINK_SLOTS * buckets_per_slot
+        )
+        weekly_shrink = _WEEKLY_SHRINK_DAYS * buckets_per_slot * (DAY_SECONDS // slot_seconds)
+        weekly = _shrunk(self.weekly[weekday], self.weekly_n[weekday], weekly_shrink)
+        return slot, weekday, daily, weekly
+
+    def season(self, bucket_start: float, slot_seconds: int, buckets_per_slot: int) -> float:
+        """Seasonal factor of the bucket starting at ``bucket_start``. A profile learned
+        with another slot length (the setting changed) counts as not learned yet."""
+        if len(self.daily) != DAY_SECONDS // slot_seconds:
+            return 1.0
+        _, _, daily, weekly = self.factors(bucket_start, slot_seconds, buckets_per_slot)
+        return daily * weekly
+
+    def spread(self, expected: float) -> float:
+        """Standard deviation of a bucket count around ``expected``."""
+        return math.sqrt(self.dispersion * max(expected, 1.0))
+
+    def copy(self) -> Baseline:
+        return Baseline(
+            self.buckets_seen,
+            self.level,
+            self.dispersion,
+            self.mean_weight,
+            self.negative_level,
+            self.mean_reach,
+            self.slow_count,
+            self.slow_negatives,
+            self.drift_count,
+            self.drift_negatives,
+            list(self.daily),
+            list(self.daily_n),
+            list(self.weekly),
+            list(self.weekly_n),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "buckets_seen": self.buckets_seen,
-            "mean_count": self.mean_count,
-            "var_count": self.var_count,
-            "mean_negatives": self.mean_negatives,
+            "level": self.level,
+            "dispersion": self.dispersion,
+            "mean_weight": self.mean_weight,
+            "negative_level": self.negative_level,
             "mean_reach": self.mean_reach,
+            "slow_count": self.slow_count,
+            "slow_negatives": self.slow_negatives,
+            "drift_count": self.drift_count,
+            "drift_negatives": self.drift_negatives,
+            "daily": list(self.daily),
+            "daily_n": list(self.daily_n),
+            "weekly": list(self.weekly),
+            "weekly_n": list(self.weekly_n),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Baseline:
         return cls(
             buckets_seen=int(d["buckets_seen"]),
-            mean_count=float(d["mean_count"]),
-            var_count=float(d["var_count"]),
-            mean_negatives=float(d["mean_negatives"]),
+            level=float(d["level"]),
+            dispersion=float(d["dispersion"]),
+            mean_weight=float(d["mean_weight"]),
+            negative_level=float(d["negative_level"]),
             mean_reach=float(d["mean_reach"]),
+            slow_count=float(d["slow_count"]),
+            slow_negatives=float(d["slow_negatives"]),
+            drift_count=float(d["drift_count"]),
+            drift_negatives=float(d["drift_negatives"]),
+            daily=[float(x) for x in d["daily"]],
+            daily_n=[int(x) for x in d["daily_n"]],
+            weekly=[float(x) for x in d["weekly"]],
+            weekly_n=[int(x) for x in d["weekly_n"]],
         )
+
+
+def slot_of(bucket_start: float, slot_seconds: int) -> tuple[int, int]:
+    """(time-of-day slot, weekday with Monday = 0) of an instant, in UTC."""
+    day, second = divmod(int(bucket_start), DAY_SECONDS)
+    return second // slot_seconds, (day + _EPOCH_WEEKDAY) % 7
+
+
+def _shrunk(factor: float, observations: int, half_weight_at: float) -> float:
+    weight = observations / (observations + half_weight_at)
+    return 1.0 + (factor - 1.0) * weight
 
 
 @dataclass(slots=True)
@@ -111,7 +214,17 @@ class Episode:
     opened_bucket: int
     severity: str
     events: int = 1  # lifecycle events emitted so far (opened counts as the first)
-    quiet_buckets: int = 0
+    recovered_buckets: int = 0  # consecutive finalised buckets below the recovery level
+
+    def copy(self) -> Episode:
+        return Episode(
+            self.alert_id,
+            self.kind,
+            self.opened_bucket,
+            self.severity,
+            self.events,
+            self.recovered_buckets,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,7 +233,7 @@ class Episode:
             "opened_bucket": self.opened_bucket,
             "severity": self.severity,
             "events": self.events,
-            "quiet_buckets": self.quiet_buckets,
+            "recovered_buckets": self.recovered_buckets,
         }
 
     @classmethod
@@ -131,7 +244,7 @@ class Episode:
             opened_bucket=int(d["opened_bucket"]),
             severity=str(d["severity"]),
             events=int(d["events"]),
-            quiet_buckets=int(d["quiet_buckets"]),
+            recovered_buckets=int(d["recovered_buckets"]),
         )
 
 
@@ -142,8 +255,15 @@ class BrandState:
     finalised_upto: int | None = None  # last bucket folded into the baseline
     buckets: dict[int, Bucket] = field(default_factory=dict)
     baseline: Baseline = field(default_factory=Baseline)
+    # The last finalised bucket (for the sliding window and the evidence), and the totals
+    # [index, count, negatives, volume, reach] of the last finalised buckets (long window).
+    previous: Bucket | None = None
+    recent: list[list[float]] = field(default_factory=list)
     episodes: dict[str, Episode] = field(default_factory=dict)
+    streaks: dict[str, list[int]] = field(default_factory=dict)  # kind -> [first, last]
     cooldown_until: dict[str, int] = field(default_factory=dict)
+    last_mention_bucket: int | None = None
+    silent_expected: float = 0.0  # mentions expected since the last one seen
     positions: dict[str, int] = field(default_factory=dict)  # partition -> last applied offset
     mentions: int = 0
     late: int = 0
@@ -151,6 +271,26 @@ class BrandState:
 
     def warm(self, warmup_buckets: int) -> bool:
         return self.baseline.buckets_seen >= warmup_buckets
+
+    def copy(self) -> BrandState:
+        return BrandState(
+            brand=self.brand,
+            current=self.current,
+            finalised_upto=self.finalised_upto,
+            buckets={i: b.copy() for i, b in self.buckets.items()},
+            baseline=self.baseline.copy(),
+            previous=self.previous.copy() if self.previous is not None else None,
+            recent=[list(r) for r in self.recent],
+            episodes={k: e.copy() for k, e in self.episodes.items()},
+            streaks={k: list(v) for k, v in self.streaks.items()},
+            cooldown_until=dict(self.cooldown_until),
+            last_mention_bucket=self.last_mention_bucket,
+            silent_expected=self.silent_expected,
+            positions=dict(self.positions),
+            mentions=self.mentions,
+            late=self.late,
+            duplicates=self.duplicates,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,8 +300,13 @@ class BrandState:
             "finalised_upto": self.finalised_upto,
             "buckets": [b.to_dict() for b in self.buckets.values()],
             "baseline": self.baseline.to_dict(),
+            "previous": self.previous.to_dict() if self.previous is not None else None,
+            "recent": [list(r) for r in self.recent],
             "episodes": [e.to_dict() for e in self.episodes.values()],
+            "streaks": {k: list(v) for k, v in self.streaks.items()},
             "cooldown_until": dict(self.cooldown_until),
+            "last_mention_bucket": self.last_mention_bucket,
+            "silent_expected": self.silent_expected,
             "positions": dict(self.positions),
             "mentions": self.mentions,
             "late": self.late,
@@ -175,19 +320,23 @@ class BrandState:
             raise ValueError(f"unsupported brand state version {version!r}")
         buckets = [Bucket.from_dict(b) for b in d["buckets"]]
         episodes = [Episode.from_dict(e) for e in d["episodes"]]
+        previous = d.get("previous")
+        last_mention = d.get("last_mention_bucket")
         return cls(
             brand=str(d["brand"]),
             current=None if d["current"] is None else int(d["current"]),
             finalised_upto=None if d["finalised_upto"] is None else int(d["finalised_upto"]),
             buckets={b.index: b for b in buckets},
             baseline=Baseline.from_dict(d["baseline"]),
+            previous=Bucket.from_dict(previous) if previous is not None else None,
+            recent=[[float(x) for x in r] for r in d["recent"]],
             episodes={e.kind: e for e in episodes},
+            streaks={str(k): [int(x) for x in v] for k, v in d["streaks"].items()},
             cooldown_until={str(k): int(v) for k, v in d["cooldown_until"].items()},
+            last_mention_bucket=None if last_mention is None else int(last_mention),
+            silent_expected=float(d["silent_expected"]),
             positions={str(k): int(v) for k, v in d["positions"].items()},
             mentions=int(d["mentions"]),
             late=int(d["late"]),
             duplicates=int(d["duplicates"]),
         )
-
-    def copy(self) -> BrandState:
-        return BrandState.from_dict(self.to_dict())

@@ -22,23 +22,46 @@ class Thresholds:
     allowed_lateness_buckets: int = 2
     # Baseline learning.
     warmup_buckets: int = 30
-    baseline_halflife_buckets: float = 60.0
-    # Virality: mention count of a bucket against its baseline.
+    baseline_halflife_buckets: float = 120.0
+    # Seasonality: a time-of-day profile (slots of this many minutes) times a day-of-week
+    # profile; each slot learns with this half-life, counted in days.
+    season_slot_minutes: int = 5
+    season_halflife_days: float = 7.0
+    # Outliers beyond this many standard deviations are clipped before learning.
+    robust_clip_sd: float = 3.0
+    # Windows judged: the last bucket (sliding), and the last long_window_buckets buckets,
+    # which catches waves too slow or too small for one bucket.
+    long_window_buckets: int = 5
+    # Negativity drift: negative share of roughly the last drift_halflife_buckets buckets
+    # (exponentially decayed) against the slow baseline share (season_halflife_days).
+    drift_halflife_buckets: float = 30.0
+    # Virality: reach-weighted volume of a window against its expectation.
     virality_min_count: int = 20
     virality_factor: float = 3.0
     virality_z: float = 4.0
-    # Negativity: negative share of a bucket against the baseline share.
+    # Negativity: negative share of the last bucket_seconds against the baseline share.
     negativity_min_count: int = 20
     negativity_min_share: float = 0.4
     negativity_min_delta: float = 0.15
     negativity_z: float = 3.0
-    # Severity: "critical" once the observed factor reaches this multiple of the opening one.
+    # Drop: volume far below its expectation (but not zero) for drop_after_buckets buckets.
+    drop_min_expected: float = 20.0
+    drop_factor: float = 0.5
+    drop_z: float = 4.0
+    drop_after_buckets: int = 5
+    # Silence: no mention at all while this many were expected (and at least 5 buckets).
+    silence_min_expected: float = 15.0
+    silence_min_buckets: int = 5
+    # Severity: "critical" once the excess reaches this multiple of the opening one.
     critical_multiplier: float = 2.0
     # Lifecycle.
-    resolve_after_buckets: int = 3
+    open_after_buckets: int = 1  # consecutive firing buckets before an alert opens
+    recovery_ratio: float = 0.5  # recovered below this share of the opening excess
+    resolve_after_buckets: int = 3  # recovered buckets before an alert resolves
     cooldown_buckets: int = 10
     # Evidence.
     max_samples: int = 5
+    max_terms: int = 5
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -95,6 +118,26 @@ def _problems(t: Thresholds) -> list[str]:
         (t.allowed_lateness_buckets >= 0, "allowed_lateness_buckets must be >= 0"),
         (t.warmup_buckets >= 1, "warmup_buckets must be >= 1"),
         (t.baseline_halflife_buckets > 0, "baseline_halflife_buckets must be > 0"),
+        (
+            t.season_slot_minutes >= 1
+            and 1440 % t.season_slot_minutes == 0
+            and t.bucket_seconds >= 1
+            and (t.season_slot_minutes * 60) % t.bucket_seconds == 0,
+            "season_slot_minutes must divide a day and be a whole number of buckets",
+        ),
+        (t.season_halflife_days > 0, "season_halflife_days must be > 0"),
+        (t.robust_clip_sd > 0, "robust_clip_sd must be > 0"),
+        (1 <= t.long_window_buckets <= 1440, "long_window_buckets must be in [1, 1440]"),
+        (t.drift_halflife_buckets > 0, "drift_halflife_buckets must be > 0"),
+        (t.drop_min_expected > 0, "drop_min_expected must be > 0"),
+        (0 < t.drop_factor < 1, "drop_factor must be in (0, 1)"),
+        (t.drop_z > 0, "drop_z must be > 0"),
+        (t.drop_after_buckets >= 1, "drop_after_buckets must be >= 1"),
+        (t.silence_min_expected > 0, "silence_min_expected must be > 0"),
+        (t.silence_min_buckets >= 1, "silence_min_buckets must be >= 1"),
+        (t.open_after_buckets >= 1, "open_after_buckets must be >= 1"),
+        (0 < t.recovery_ratio <= 1, "recovery_ratio must be in (0, 1]"),
+        (0 <= t.max_terms <= 50, "max_terms must be in [0, 50]"),
         (t.virality_min_count >= 1, "virality_min_count must be >= 1"),
         (t.virality_factor > 1, "virality_factor must be > 1"),
         (t.virality_z > 0, "virality_z must be > 0"),

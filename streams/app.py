@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
 from detector import alerts
-from detector.core import Outcome, Position, step
+from detector.core import AlertDecision, Outcome, Position, bucket_of, step, tick
 from detector.model import Rejection, parse_mention
 from detector.sentiment import SentimentScorer, VaderScorer, from_wire, score, to_wire
 from detector.state import BrandState
@@ -159,22 +160,38 @@ def create_app(
             if result.outcome is Outcome.DUPLICATE:
                 continue
             table[brand] = result.state.to_dict()
-            label = metrics.brand_label(brand)
-            for decision in result.decisions:
-                cloud_event = alerts.to_event(decision, settings.alert_source)
-                await alerts_topic.send(key=brand.encode(), value=alerts.encode(cloud_event))
-                metrics.alerts.labels(
-                    brand=label, kind=decision.kind, phase=decision.phase.value
-                ).inc()
-                log.info(
-                    "alert %s %s %s for %s (%s)",
-                    decision.kind,
-                    decision.phase.value,
-                    decision.alert_id,
-                    brand,
-                    decision.severity,
-                )
-            metrics.observe_state(result.state, thresholds.warmup_buckets)
+            await emit(brand, result.decisions)
+            metrics.observe_state(result.state, thresholds)
+            await clocks.advance(message.partition, brand, scored.mention.created_at)
+
+    async def emit(brand: str, decisions: list[AlertDecision]) -> None:
+        label = metrics.brand_label(brand)
+        for decision in decisions:
+            cloud_event = alerts.to_event(decision, settings.alert_source)
+            await alerts_topic.send(key=brand.encode(), value=alerts.encode(cloud_event))
+            metrics.alerts.labels(brand=label, kind=decision.kind, phase=decision.phase.value).inc()
+            log.info(
+                "alert %s %s %s for %s (%s)",
+                decision.kind,
+                decision.phase.value,
+                decision.alert_id,
+                brand,
+                decision.severity,
+            )
+
+    async def tick_brand(brand: str, event_time: float) -> None:
+        state = _load_state(table.get(brand), brand)
+        if state is None:
+            return
+        thresholds = settings.thresholds.for_brand(brand)
+        result = tick(state, event_time, thresholds)
+        if result.state is state:
+            return
+        table[brand] = result.state.to_dict()
+        await emit(brand, result.decisions)
+        metrics.observe_state(result.state, thresholds)
+
+    clocks = PartitionClocks(settings.thresholds.defaults.bucket_seconds, tick_brand)
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
@@ -193,6 +210,34 @@ def create_app(
         ingest=ingest,
         detect=detect,
     )
+
+
+class PartitionClocks:
+    """The event-time clock of each input partition (the newest event time seen on it).
+    Each time a partition's clock enters a new bucket, every other brand seen on that
+    partition is ticked to it, so that alerts resolve and silences are noticed even for
+    a brand whose stream has stopped. Ticks happen inside the agent, on the brands of the
+    event's own partition, so the table's changelog stays co-partitioned."""
+
+    def __init__(self, bucket_seconds: int, tick_brand: Callable[[str, float], Awaitable[None]]):
+        self.bucket_seconds = bucket_seconds
+        self.tick_brand = tick_brand
+        self.clock: dict[int, float] = {}
+        self.ticked: dict[int, int] = {}
+        self.brands: dict[int, set[str]] = {}
+
+    async def advance(self, partition: int, brand: str, event_time: float) -> None:
+        self.brands.setdefault(partition, set()).add(brand)
+        if event_time <= self.clock.get(partition, float("-inf")):
+            return
+        self.clock[partition] = event_time
+        bucket = bucket_of(event_time, self.bucket_seconds)
+        previous = self.ticked.setdefault(partition, bucket)
+        if bucket <= previous:
+            return
+        self.ticked[partition] = bucket
+        for other in sorted(self.brands[partition] - {brand}):
+            await self.tick_brand(other, event_time)
 
 
 def _load_state(stored: Any, brand: str) -> BrandState | None:

@@ -357,25 +357,41 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 def format_alert(event: dict[str, Any]) -> str:
     data = event.get("data", {})
     observed, expected = data.get("observed", {}), data.get("expected", {})
-    if data.get("kind") == "negativity":
+    kind = data.get("kind", "?")
+    if kind == "negativity":
         detail = (
             f"negative share {observed.get('negative_share', 0):.0%} "
             f"vs {expected.get('negative_share', 0):.0%} normal, "
-            f"{observed.get('count')} mentions"
+            f"{observed.get('count', 0):.0f} mentions"
+        )
+    elif kind == "crisis":
+        detail = (
+            f"{observed.get('count', 0):.0f} mentions vs {expected.get('count', 0):.1f} normal, "
+            f"{observed.get('negative_share', 0):.0%} negative "
+            f"vs {expected.get('negative_share', 0):.0%}"
+        )
+    elif kind == "silence":
+        detail = (
+            f"no mention for {observed.get('silent_buckets', 0)} buckets, "
+            f"{expected.get('count', 0):.0f} expected"
         )
     else:
         detail = (
-            f"{observed.get('count')} mentions/bucket vs {expected.get('count', 0):.1f} "
+            f"{observed.get('count', 0):.0f} mentions vs {expected.get('count', 0):.1f} "
             f"normal (x{data.get('factor', 0):.1f})"
         )
-    sample = next(iter(data.get("samples", [])), {}).get("text", "")
     line = (
-        f"{data.get('phase', '?').upper():<9} {data.get('kind', '?'):<10} "
+        f"{data.get('phase', '?').upper():<9} {kind:<10} "
         f"{data.get('brand', '?'):<12} {data.get('severity', '?'):<8} {detail}  "
         f"event time {event.get('time', '?')}  alert {data.get('alert_id', '?')[:8]}"
     )
-    if sample and data.get("phase") == "opened":
-        line += f'\n          e.g. "{sample[:100]}"'
+    if data.get("phase") == "opened":
+        terms = ", ".join(t.get("term", "") for t in data.get("top_terms", []))
+        if terms:
+            line += f"\n          top terms: {terms}"
+        sample = next(iter(data.get("samples", [])), {}).get("text", "")
+        if sample:
+            line += f'\n          e.g. "{sample[:100]}"'
     return line
 
 

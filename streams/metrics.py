@@ -7,7 +7,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from config.settings import MetricsSettings
 from detector.model import Reason
+from detector.rules import Kind, expectation
 from detector.state import BrandState
+from detector.thresholds import Thresholds
 
 OTHER = "other"
 
@@ -93,17 +95,21 @@ class WorkerMetrics:
         for reason in Reason:
             self.dead_letters.labels(reason=reason.value)
 
-    def observe_state(self, state: BrandState, warmup_buckets: int) -> None:
+    def observe_state(self, state: BrandState, thresholds: Thresholds) -> None:
         brand = self.brand_label(state.brand)
         if brand == OTHER:
             return  # per-brand gauges of folded brands would overwrite one another
         newest = state.buckets.get(state.current) if state.current is not None else None
         self.bucket_count.labels(brand=brand).set(newest.count if newest else 0)
         self.negative_share.labels(brand=brand).set(newest.negative_share if newest else 0.0)
-        self.baseline_count.labels(brand=brand).set(state.baseline.mean_count)
+        if state.current is not None:
+            expected = expectation(
+                state.baseline, state.current * thresholds.bucket_seconds, thresholds
+            )
+            self.baseline_count.labels(brand=brand).set(expected.count)
         self.baseline_negative_share.labels(brand=brand).set(state.baseline.negative_share)
-        self.warming_up.labels(brand=brand).set(0 if state.warm(warmup_buckets) else 1)
-        for kind in ("virality", "negativity"):
+        self.warming_up.labels(brand=brand).set(0 if state.warm(thresholds.warmup_buckets) else 1)
+        for kind in Kind:
             self.alert_open.labels(brand=brand, kind=kind).set(1 if kind in state.episodes else 0)
 
     def exposition(self) -> tuple[bytes, str]:

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "alert-v1.schema.json"
 KINDS = ("virality", "negativity")
-CALM_BEFORE, SPIKE_BUCKETS, CALM_AFTER = 15, 3, 8
+CALM_BEFORE, SPIKE_BUCKETS, CALM_AFTER = 15, 3, 12
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,9 @@ def test_crisis_brand_gets_virality_and_negativity_alerts(
     virality = first(events, "virality", "opened")
     assert virality is not None
     observed, expected = virality["data"]["observed"], virality["data"]["expected"]
-    assert observed["count"] >= 3 * expected["count"] > 0
-    assert virality["data"]["statistic"]["name"] == "z_count"
+    assert observed["volume"] >= 3 * expected["volume"] > 0  # reach-weighted volume
+    assert observed["count"] > expected["count"] > 0
+    assert virality["data"]["statistic"]["name"] == "z_volume"
     assert virality["data"]["statistic"]["value"] >= virality["data"]["statistic"]["threshold"]
     negativity = first(events, "negativity", "opened")
     assert negativity is not None
@@ -224,7 +225,8 @@ def test_metrics_over_http(run: CrisisRun, worker: Worker, alert_log: TopicLog) 
     assert abs(baseline - CALM_PER_BUCKET) < 10, baseline  # the spike was kept out of it
     assert after.get("crisis_radar_brand_warming_up", brand=brand) == 0
     share = after.get("crisis_radar_brand_baseline_negative_share_ratio", brand=brand)
-    assert share is not None and 0.05 <= share <= 0.2, share
+    # About 5 % of the calm stream's texts score negative with VADER (23 of 450).
+    assert share is not None and 0.025 <= share <= 0.1, share
 
     # Every rejection reason is exported, even at zero.
     reasons = after.label_values("crisis_radar_dead_letters_total", "reason")

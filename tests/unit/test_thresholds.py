@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +30,7 @@ def test_config_error_is_a_value_error_and_a_detector_error() -> None:
 
 
 IMPOSSIBLE = [
-    ("bucket_seconds", 0),
+    pytest.param("bucket_seconds", 0, id="bucket_seconds-0"),
     ("bucket_seconds", -60),
     ("allowed_lateness_buckets", -1),
     ("warmup_buckets", 0),
@@ -52,6 +53,39 @@ IMPOSSIBLE = [
     ("cooldown_buckets", -1),
     ("max_samples", -1),
     ("max_samples", 51),
+    # Seasonality and robustness.
+    ("season_slot_minutes", 0),
+    ("season_slot_minutes", -5),
+    ("season_slot_minutes", 7),  # does not divide a day
+    ("season_slot_minutes", 2880),  # longer than a day
+    ("season_halflife_days", 0.0),
+    ("season_halflife_days", math.inf),
+    ("robust_clip_sd", 0.0),
+    ("robust_clip_sd", math.nan),
+    ("long_window_buckets", 0),
+    ("long_window_buckets", 1441),
+    ("drift_halflife_buckets", 0.0),
+    ("drift_halflife_buckets", -1.0),
+    # Drop and silence.
+    ("drop_min_expected", 0.0),
+    ("drop_min_expected", math.inf),
+    ("drop_factor", 0.0),
+    ("drop_factor", 1.0),
+    ("drop_factor", 1.5),
+    ("drop_z", 0.0),
+    ("drop_after_buckets", 0),
+    ("silence_min_expected", 0.0),
+    ("silence_min_expected", -3.0),
+    ("silence_min_expected", math.nan),
+    ("silence_min_buckets", 0),
+    # Lifecycle and evidence.
+    ("open_after_buckets", 0),
+    ("open_after_buckets", -1),
+    ("recovery_ratio", 0.0),
+    ("recovery_ratio", 1.01),
+    ("recovery_ratio", math.nan),
+    ("max_terms", -1),
+    ("max_terms", 51),
 ]
 
 
@@ -75,6 +109,18 @@ BOUNDARY_OK = [
     ("cooldown_buckets", 0),
     ("max_samples", 0),
     ("max_samples", 50),
+    ("season_slot_minutes", 1),
+    ("season_slot_minutes", 1440),
+    ("robust_clip_sd", 0.1),
+    ("long_window_buckets", 1),
+    ("long_window_buckets", 1440),
+    ("drop_factor", 0.999),
+    ("drop_after_buckets", 1),
+    ("silence_min_buckets", 1),
+    ("open_after_buckets", 1),
+    ("recovery_ratio", 1.0),
+    ("max_terms", 0),
+    ("max_terms", 50),
 ]
 
 
@@ -85,10 +131,37 @@ def test_boundary_values_are_accepted(key: str, value: Any) -> None:
 
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as info:
-        Thresholds(bucket_seconds=0, max_samples=99, virality_factor=0.5)
+        Thresholds(
+            bucket_seconds=-1, max_samples=99, virality_factor=0.5, drop_factor=2.0, max_terms=99
+        )
     message = str(info.value)
-    for key in ("bucket_seconds", "max_samples", "virality_factor"):
+    for key in ("bucket_seconds", "max_samples", "virality_factor", "drop_factor", "max_terms"):
         assert key in message
+
+
+@pytest.mark.parametrize(
+    ("bucket_seconds", "slot_minutes", "ok"),
+    [
+        (60, 5, True),
+        (300, 5, True),
+        (300, 60, True),
+        (3600, 1440, True),
+        (7, 5, False),  # a slot is not a whole number of 7 s buckets
+        (600, 5, False),  # a bucket longer than a slot
+        (7200, 60, False),
+    ],
+)
+def test_season_slots_must_be_whole_numbers_of_buckets(
+    bucket_seconds: int, slot_minutes: int, ok: bool
+) -> None:
+    values = {"bucket_seconds": bucket_seconds, "season_slot_minutes": slot_minutes}
+    if ok:
+        t = Thresholds(**values)
+        assert (t.season_slot_minutes * 60) % t.bucket_seconds == 0
+        return
+    with pytest.raises(ConfigError) as info:
+        Thresholds(**values)
+    assert "season_slot_minutes" in str(info.value)
 
 
 def test_thresholds_are_immutable() -> None:
@@ -117,8 +190,25 @@ def test_from_mapping_overrides_and_keeps_base_values() -> None:
 
 
 def test_from_mapping_round_trips_as_dict() -> None:
-    t = Thresholds(bucket_seconds=30, virality_z=5.5, max_samples=3)
+    t = Thresholds(
+        bucket_seconds=30,
+        virality_z=5.5,
+        max_samples=3,
+        season_slot_minutes=60,
+        drop_after_buckets=7,
+        recovery_ratio=0.25,
+        max_terms=9,
+    )
     assert Thresholds.from_mapping(t.as_dict()) == t
+
+
+def test_from_mapping_takes_integers_for_float_keys_of_the_new_rules() -> None:
+    t = Thresholds.from_mapping({"recovery_ratio": 1, "silence_min_expected": 20})
+    assert t.recovery_ratio == 1.0 and isinstance(t.recovery_ratio, float)
+    assert t.silence_min_expected == 20.0 and isinstance(t.silence_min_expected, float)
+    with pytest.raises(ConfigError) as info:
+        Thresholds.from_mapping({"drop_factor": 0}, where="brands.acme")
+    assert str(info.value).startswith("brands.acme:") and "drop_factor" in str(info.value)
 
 
 def test_from_mapping_refuses_unknown_key() -> None:
@@ -140,6 +230,11 @@ def test_from_mapping_refuses_unknown_key() -> None:
         ("warmup_buckets", 30.0, "expected an integer"),
         ("warmup_buckets", None, "expected an integer"),
         ("negativity_min_share", [0.4], "expected a number"),
+        ("season_slot_minutes", 7.5, "expected an integer"),
+        ("open_after_buckets", True, "expected a number"),
+        ("recovery_ratio", "half", "expected a number"),
+        ("drop_after_buckets", 5.0, "expected an integer"),
+        ("max_terms", None, "expected an integer"),
     ],
 )
 def test_from_mapping_refuses_wrong_types(key: str, value: Any, expected: str) -> None:
@@ -194,3 +289,11 @@ def test_infinite_halflife_is_refused_or_works() -> None:
         mention = Mention(id=str(i), brand="acme", text="x", created_at=1_700_000_000.0 + seconds)
         state = step(state, ScoredMention(mention=mention, compound=0.5), t).state
     assert state is not None and state.baseline.buckets_seen >= 1
+
+
+def test_the_shipped_configuration_documents_every_threshold() -> None:
+    yaml = pytest.importorskip("yaml")
+    path = Path(__file__).resolve().parents[2] / "config" / "crisis-radar.yaml"
+    defaults = yaml.safe_load(path.read_text(encoding="utf-8"))["thresholds"]["defaults"]
+    assert set(defaults) == {f.name for f in dataclasses.fields(Thresholds)}
+    Thresholds.from_mapping(defaults, where="thresholds.defaults")
