@@ -30,7 +30,7 @@ from typing import TextIO
 
 from config.settings import load_settings
 from detector.errors import ConfigError
-from detector.evaluation import AlertRecord
+from detector.evaluation import AlertRecord, Scores
 from streams.backtest import run_backtest
 from streams.scenarios import SCENARIOS, Scenario, build
 
@@ -50,41 +50,23 @@ class Episode:
 
 
 @dataclass
-class Outcome:
-    """One scenario's results."""
+class Outcome(Scores):
+    """One scenario's results: its scores plus what the report shows beside them."""
 
     scenario: Scenario
     mentions: int
-    windows: int
-    detected: int
-    alerts: int  # opened, any kind
-    true_alerts: int
-    false_alerts: int
-    brand_weeks: float
-    delays: list[float]
-    opened_by_kind: Counter[str]
-    events_by_kind: Counter[str]
-    records: list[AlertRecord]
-    generate_seconds: float
-    replay_seconds: float
-    wall_seconds: float
+    opened_by_kind: Counter[str] = field(default_factory=Counter)
+    events_by_kind: Counter[str] = field(default_factory=Counter)
+    records: list[AlertRecord] = field(default_factory=list)
+    generate_seconds: float = 0.0
+    replay_seconds: float = 0.0
+    wall_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     @property
-    def recall(self) -> float | None:
-        return self.detected / self.windows if self.windows else None
-
-    @property
-    def precision(self) -> float | None:
-        return self.true_alerts / self.alerts if self.alerts else None
-
-    @property
     def median_ttd_minutes(self) -> float | None:
-        return statistics.median(self.delays) / 60.0 if self.delays else None
-
-    @property
-    def false_per_brand_week(self) -> float | None:
-        return self.false_alerts / self.brand_weeks if self.brand_weeks > 0 else None
+        median = self.median_time_to_detect
+        return None if median is None else median / 60.0
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -145,7 +127,7 @@ def run_scenario(
         true_alerts=scores.true_alerts,
         false_alerts=scores.false_alerts,
         brand_weeks=scores.brand_weeks,
-        delays=list(scores.detect_delays),
+        detect_delays=list(scores.detect_delays),
         opened_by_kind=Counter(r.kind for r in result.alerts if r.phase == "opened"),
         events_by_kind=Counter(r.kind for r in result.alerts),
         records=list(result.alerts),
@@ -315,7 +297,7 @@ def table(outcomes: Sequence[Outcome], out: TextIO) -> dict[str, float | None]:
             o.precision,
             o.median_ttd_minutes,
             o.false_alerts,
-            o.false_per_brand_week,
+            o.false_alerts_per_brand_week,
             o.wall_seconds,
             o.opened_by_kind,
             o.events_by_kind,
@@ -326,7 +308,7 @@ def table(outcomes: Sequence[Outcome], out: TextIO) -> dict[str, float | None]:
     true_alerts = sum(o.true_alerts for o in outcomes)
     false = sum(o.false_alerts for o in outcomes)
     brand_weeks = sum(o.brand_weeks for o in outcomes)
-    delays = [d for o in outcomes for d in o.delays]
+    delays = [d for o in outcomes for d in o.detect_delays]
     recall = detected / windows if windows else None
     precision = true_alerts / alerts if alerts else None
     ttd = statistics.median(delays) / 60.0 if delays else None

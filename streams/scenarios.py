@@ -122,8 +122,23 @@ class ScenarioBrand:
         return self.profile.name
 
 
+class _Timed:
+    """An effect that runs for ``minutes`` from ``start`` (epoch seconds)."""
+
+    __slots__ = ()
+    start: float
+    minutes: float
+
+    @property
+    def end(self) -> float:
+        return self.start + self.minutes * MINUTE
+
+    def active(self, t: float) -> bool:
+        return self.start <= t < self.end
+
+
 @dataclass(frozen=True, slots=True)
-class Burst:
+class Burst(_Timed):
     """Extra mentions on top of the calm stream, ``volume_factor`` x the calm rate in
     total. A crisis burst (``planned=False``) opens with one viral negative post (250k
     followers) that most of the extra mentions repost; a planned burst opens with the
@@ -137,29 +152,15 @@ class Burst:
     viral_share: float = 0.65  # of the extra mentions that repost the opening post
     planned: bool = False
 
-    @property
-    def end(self) -> float:
-        return self.start + self.minutes * MINUTE
-
-    def active(self, t: float) -> bool:
-        return self.start <= t < self.end
-
 
 @dataclass(frozen=True, slots=True)
-class Outage:
+class Outage(_Timed):
     """The brand keeps ``keep`` of its calm volume (0: no mentions at all)."""
 
     brand: str
     start: float
     minutes: float
     keep: float = 0.0
-
-    @property
-    def end(self) -> float:
-        return self.start + self.minutes * MINUTE
-
-    def active(self, t: float) -> bool:
-        return self.start <= t < self.end
 
 
 @dataclass(frozen=True, slots=True)
