@@ -409,7 +409,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     exit_code = 0
 
+    # Ctrl-C and SIGTERM both stop everything this command started (SIGINT is set
+    # explicitly: a shell starts background jobs with it ignored).
     previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    previous_int = signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     try:
         if embedded:
             broker = EmbeddedBroker(log_path=run_dir / "broker.log").start()
@@ -512,6 +515,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("\nstopping ...")
     finally:
         signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
         stop.set()
         if worker is not None:
             code = stop_process(worker, timeout=20)
