@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,5 +78,36 @@ def test_up_alerts_on_the_crisis_brand_only_and_cleans_up(tmp_path: Path) -> Non
     # Nothing it started survives: not the worker, not the broker.
     match = re.search(r"embedded broker \(Tansu\) on (127\.0\.0\.1:\d+)", result.stdout)
     assert match, context
+    assert _processes_mentioning(f"tcp://{match.group(1)}") == []
+    assert _processes_mentioning(f"CRISIS_RADAR_DATA_DIR={run_dir / 'worker-data'}") == []
+
+
+def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "up", "--run-dir", str(run_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    # Wait until the stream is flowing: broker, worker and simulator all started.
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("  ... "):
+            break
+    assert any(line.startswith("  ... ") for line in lines), "".join(lines[-40:])
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    output = "".join(lines) + rest
+    assert process.returncode == 0, output[-3000:]
+    assert "summary after" in output
+    match = re.search(r"embedded broker \(Tansu\) on (127\.0\.0\.1:\d+)", output)
+    assert match, output[-3000:]
     assert _processes_mentioning(f"tcp://{match.group(1)}") == []
     assert _processes_mentioning(f"CRISIS_RADAR_DATA_DIR={run_dir / 'worker-data'}") == []
