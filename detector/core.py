@@ -373,12 +373,16 @@ def _on_fire(
             streak = state.streaks[kind] = [bucket.index, bucket.index]
         streak[1] = max(streak[1], bucket.index)
     episode = state.episodes.get(kind)
+    family = _family(kind)
     if episode is None:
         needed = t.open_after_buckets if persistence is None else persistence
         if needed > 1 and (
             streak is None or streak[1] != bucket.index or bucket.index - streak[0] + 1 < needed
         ):
             return
+        novelty = _novelty(state, family, bucket.index, verdict.factor, t)
+        if novelty is not None and novelty < 0.0:
+            return  # no bigger than the brand's last volume episode: a repeat
         if bucket.index < state.cooldown_until.get(kind, bucket.index):
             return
         opened_start = float(bucket.index * t.bucket_seconds)
@@ -389,9 +393,11 @@ def _on_fire(
             severity=verdict.severity.value,
         )
         state.episodes[kind] = episode
+        _remember_peak(state, family, bucket.index, verdict.factor, t)
         decisions.append(_decision(state, episode, 0, Phase.OPENED, bucket, verdict, t, event_time))
         return
     episode.recovered_buckets = 0
+    _remember_peak(state, family, bucket.index, verdict.factor, t)
     if SEVERITY_RANK[verdict.severity.value] > SEVERITY_RANK[episode.severity]:
         episode.severity = verdict.severity.value
         decisions.append(
@@ -400,6 +406,44 @@ def _on_fire(
             )
         )
         episode.events += 1
+
+
+_VOLUME_FAMILY = (Kind.VIRALITY.value, Kind.CRISIS.value)
+
+
+def _family(kind: str) -> str | None:
+    """The family whose episodes are one story for repeat suppression: virality and
+    crisis (a volume surge, with or without negativity); None for the other kinds."""
+    return "volume" if kind in _VOLUME_FAMILY else None
+
+
+def _decayed_peak(state: BrandState, family: str, index: int, t: Thresholds) -> float:
+    """Log of the family's remembered peak factor, decayed to bucket ``index``."""
+    log_peak, at = state.peaks[family]
+    halflife = t.repeat_halflife_days * DAY_SECONDS / t.bucket_seconds
+    return float(log_peak * 0.5 ** (max(0.0, index - at) / halflife))
+
+
+def _novelty(
+    state: BrandState, family: str | None, index: int, factor: float, t: Thresholds
+) -> float | None:
+    """Log of how far ``factor`` beats the decayed peak of the family's last episode
+    (None: repeat suppression is off, does not apply, or nothing is remembered)."""
+    if family is None or t.repeat_halflife_days <= 0 or family not in state.peaks:
+        return None
+    return math.log(max(factor, 1e-9)) - _decayed_peak(state, family, index, t)
+
+
+def _remember_peak(
+    state: BrandState, family: str | None, index: int, factor: float, t: Thresholds
+) -> None:
+    """Remember the largest factor of the family's open episode (it decays from there)."""
+    if family is None or t.repeat_halflife_days <= 0:
+        return
+    value = math.log(max(factor, 1e-9))
+    if family in state.peaks and value <= _decayed_peak(state, family, index, t):
+        return
+    state.peaks[family] = [value, float(index)]
 
 
 def _resolve(

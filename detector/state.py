@@ -262,6 +262,8 @@ class BrandState:
     episodes: dict[str, Episode] = field(default_factory=dict)
     streaks: dict[str, list[int]] = field(default_factory=dict)  # kind -> [first, last]
     cooldown_until: dict[str, int] = field(default_factory=dict)
+    # family -> [log of the peak factor of its last episode, bucket of that peak]
+    peaks: dict[str, list[float]] = field(default_factory=dict)
     last_mention_bucket: int | None = None
     silent_expected: float = 0.0  # mentions expected since the last one seen
     positions: dict[str, int] = field(default_factory=dict)  # partition -> last applied offset
@@ -284,6 +286,7 @@ class BrandState:
             episodes={k: e.copy() for k, e in self.episodes.items()},
             streaks={k: list(v) for k, v in self.streaks.items()},
             cooldown_until=dict(self.cooldown_until),
+            peaks={k: list(v) for k, v in self.peaks.items()},
             last_mention_bucket=self.last_mention_bucket,
             silent_expected=self.silent_expected,
             positions=dict(self.positions),
@@ -305,6 +308,7 @@ class BrandState:
             "episodes": [e.to_dict() for e in self.episodes.values()],
             "streaks": {k: list(v) for k, v in self.streaks.items()},
             "cooldown_until": dict(self.cooldown_until),
+            "peaks": {k: list(v) for k, v in self.peaks.items()},
             "last_mention_bucket": self.last_mention_bucket,
             "silent_expected": self.silent_expected,
             "positions": dict(self.positions),
@@ -333,6 +337,7 @@ class BrandState:
             episodes={e.kind: e for e in episodes},
             streaks={str(k): [int(x) for x in v] for k, v in d["streaks"].items()},
             cooldown_until={str(k): int(v) for k, v in d["cooldown_until"].items()},
+            peaks={str(k): [float(x) for x in v] for k, v in d.get("peaks", {}).items()},
             last_mention_bucket=None if last_mention is None else int(last_mention),
             silent_expected=float(d["silent_expected"]),
             positions={str(k): int(v) for k, v in d["positions"].items()},

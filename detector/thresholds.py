@@ -59,6 +59,11 @@ class Thresholds:
     recovery_ratio: float = 0.5  # recovered below this share of the opening excess
     resolve_after_buckets: int = 3  # recovered buckets before an alert resolves
     cooldown_buckets: int = 10
+    # Repeat suppression (0 = off): a new volume alert (virality or crisis) opens only when
+    # its factor beats the peak factor of the brand's last volume episode, whose logarithm
+    # decays with this half-life in days: a surge no bigger than one already reported is
+    # the same story, not news (Alertmanager-style grouping over days).
+    repeat_halflife_days: float = 0.0
     # Evidence.
     max_samples: int = 5
     max_terms: int = 5
@@ -148,6 +153,7 @@ def _problems(t: Thresholds) -> list[str]:
         (t.critical_multiplier >= 1, "critical_multiplier must be >= 1"),
         (t.resolve_after_buckets >= 1, "resolve_after_buckets must be >= 1"),
         (t.cooldown_buckets >= 0, "cooldown_buckets must be >= 0"),
+        (t.repeat_halflife_days >= 0, "repeat_halflife_days must be >= 0"),
         (0 <= t.max_samples <= 50, "max_samples must be in [0, 50]"),
     ]
     checks += [

@@ -1582,3 +1582,35 @@ def test_short_halflife_never_drops_buckets_holding_mentions() -> None:
 def test_utc_helper_is_consistent_with_the_synthetic_calendar() -> None:
     assert datetime.fromtimestamp(MONDAY, UTC).strftime("%A %H:%M") == "Monday 00:00"
     assert datetime.fromtimestamp(T0, UTC).strftime("%A %H:%M") == "Tuesday 22:13"
+
+
+# --------------------------------------------------------------------------------------
+# Repeat suppression
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("halflife_days", "second_per_bucket", "reopens"),
+    [
+        (0.0, 150, True),  # off: every surge after the cooldown opens again
+        (14.0, 150, False),  # on: a surge no bigger than the last one is the same story
+        (14.0, 400, True),  # on: a bigger surge is news
+    ],
+)
+def test_repeat_suppression_opens_only_surges_bigger_than_the_last(
+    halflife_days: float, second_per_bucket: int, reopens: bool
+) -> None:
+    t = Thresholds(repeat_halflife_days=halflife_days)
+    s = Stream(t)
+    s.warm_up()
+    s.run(3, 150)  # the first surge, x5
+    s.run(30, 30)  # resolved, then past the cooldown
+    s.run(3, second_per_bucket)
+    s.run(10, 30)
+    opened = [d for d in of_kind(s.decisions, "virality") if d.phase is Phase.OPENED]
+    assert len(opened) == (2 if reopens else 1)
+    assert opened[0].opened_at == start(60)
+    # The state carries the memory through JSON like any other part of it.
+    assert s.state is not None
+    restored = BrandState.from_dict(json.loads(json.dumps(s.state.to_dict())))
+    assert restored.to_dict() == s.state.to_dict()
