@@ -31,6 +31,9 @@ log = logging.getLogger("crisis_radar.worker")
 
 STATE_TABLE = "brand-state"
 REASON_HEADER = "crisis-radar-reason"
+# Extra key of a scored record: wall time (Unix seconds) at which ingest received the input.
+# ``from_wire`` ignores it; the detect agent uses it for the ingest-to-alert latency.
+INGESTED_AT = "ingested_at"
 
 
 @dataclass
@@ -124,8 +127,9 @@ def create_app(
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
+            received = time.time()
             raw_value = event.value if isinstance(event.value, bytes) else b""
-            parsed = parse_mention(raw_value, now=time.time(), limits=settings.limits)
+            parsed = parse_mention(raw_value, now=received, limits=settings.limits)
             if isinstance(parsed, Rejection):
                 metrics.mentions.labels(stage="ingest", outcome="rejected").inc()
                 log.warning(
@@ -137,8 +141,9 @@ def create_app(
                 )
                 await dead_letter(message, raw_value, parsed.reason.value, parsed.detail)
                 continue
-            scored = score(parsed, scorer)
-            await scored_topic.send(key=parsed.brand.encode(), value=to_wire(scored))
+            wire = to_wire(score(parsed, scorer))
+            wire[INGESTED_AT] = received
+            await scored_topic.send(key=parsed.brand.encode(), value=wire)
             metrics.mentions.labels(stage="ingest", outcome="accepted").inc()
 
     @app.agent(scored_topic, concurrency=1)
@@ -159,17 +164,21 @@ def create_app(
             metrics.mentions.labels(stage="detect", outcome=result.outcome.value).inc()
             if result.outcome is Outcome.DUPLICATE:
                 continue
+            metrics.observe_judged(brand, scored.mention.created_at, time.time())
             table[brand] = result.state.to_dict()
-            await emit(brand, result.decisions)
+            await emit(brand, result.decisions, _ingested_at(event.value))
             metrics.observe_state(result.state, thresholds)
             await clocks.advance(message.partition, brand, scored.mention.created_at)
 
-    async def emit(brand: str, decisions: list[AlertDecision]) -> None:
+    async def emit(
+        brand: str, decisions: list[AlertDecision], ingested_at: float | None = None
+    ) -> None:
         label = metrics.brand_label(brand)
         for decision in decisions:
             cloud_event = alerts.to_event(decision, settings.alert_source)
             await alerts_topic.send(key=brand.encode(), value=alerts.encode(cloud_event))
             metrics.alerts.labels(brand=label, kind=decision.kind, phase=decision.phase.value).inc()
+            metrics.observe_alert_sent(ingested_at, time.time())
             log.info(
                 "alert %s %s %s for %s (%s)",
                 decision.kind,
@@ -192,6 +201,7 @@ def create_app(
         metrics.observe_state(result.state, thresholds)
 
     clocks = PartitionClocks(settings.thresholds.defaults.bucket_seconds, tick_brand)
+    metrics.consumer_lag.source = lambda: consumer_lag(app, {mentions_topic, scored_topic})
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
@@ -238,6 +248,34 @@ class PartitionClocks:
         self.ticked[partition] = bucket
         for other in sorted(self.brands[partition] - {brand}):
             await self.tick_brand(other, event_time)
+
+
+def consumer_lag(app: faust.App, topics: set[Any]) -> dict[tuple[str, int], int]:
+    """Lag per assigned partition of the agents' input topics: the partition's high-water
+    mark (from the consumer's last fetch) minus the next offset Faust will commit. Empty
+    while the consumer is not running. On the embedded broker the high-water mark can be
+    wrong after multi-record batches (see the README), and so can this value."""
+    consumer = getattr(app, "_consumer", None)
+    if consumer is None:
+        return {}
+    names = {name for topic in topics for name in topic.topics}
+    lags: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        if tp.topic not in names:
+            continue
+        highwater = consumer.highwater(tp)
+        committed = consumer._committed_offset.get(tp)  # next offset to consume, or None
+        if highwater is None:
+            continue
+        lags[(tp.topic, tp.partition)] = highwater - (committed or 0)
+    return lags
+
+
+def _ingested_at(value: Any) -> float | None:
+    stamp = value.get(INGESTED_AT) if isinstance(value, dict) else None
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+        return float(stamp)
+    return None
 
 
 def _load_state(stored: Any, brand: str) -> BrandState | None:

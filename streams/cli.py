@@ -1,4 +1,4 @@
-"""The ``crisis-radar`` command: up, worker, simulate."""
+"""The ``crisis-radar`` command: up, worker, simulate, backtest, report, forward."""
 
 from __future__ import annotations
 
@@ -205,7 +205,98 @@ def build_parser() -> argparse.ArgumentParser:
         help="show a progress bar (default: when stderr is a terminal)",
     )
     backtest.set_defaults(handler=cmd_backtest)
+    _add_report_and_forward(commands)
     return parser
+
+
+def _add_report_and_forward(commands: Any) -> None:
+    report = commands.add_parser(
+        "report",
+        help="write a self-contained HTML incident report for one alert episode",
+        description=(
+            "Write an HTML page for one alert episode: timeline (onset, detection,\n"
+            "escalations, peak, resolution), a chart of volume and negative share against\n"
+            "the baseline with thresholds, sample mentions, top terms, time to detect.\n"
+            "The episode is found in an alert file (--alerts, e.g. a backtest's output) or\n"
+            "on the alert topic (--brokers). With --mentions, per-bucket values are\n"
+            "recomputed from the mentions with the detector's parsing and scoring."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("alert_id", metavar="ALERT_ID", help="data.alert_id, or a unique prefix")
+    where = report.add_mutually_exclusive_group(required=True)
+    where.add_argument("--alerts", type=Path, metavar="ALERTS.jsonl", help="alert events file")
+    where.add_argument("--brokers", metavar="HOST:PORT", help="read the alert topic instead")
+    report.add_argument("--topic", help="alert topic (default: the configured alerts topic)")
+    report.add_argument(
+        "--mentions", type=Path, metavar="MENTIONS.jsonl", help="mentions of the period"
+    )
+    report.add_argument(
+        "--out", type=Path, required=True, metavar="REPORT.html", help="page written here"
+    )
+    report.set_defaults(handler=cmd_report)
+
+    forward = commands.add_parser(
+        "forward",
+        help="post alert events to a webhook (Slack-compatible), a separate consumer",
+        description=(
+            "Consume the alert topic with its own consumer group and post each event to a\n"
+            'webhook as {"text": ...}, retrying with exponential backoff; after the last\n'
+            "attempt the event is logged as failed and skipped. Offsets are committed after\n"
+            "handling. Detection never waits for it."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    forward.add_argument("--brokers", metavar="HOST:PORT", help="Kafka bootstrap servers")
+    forward.add_argument("--webhook", required=True, metavar="URL", help="URL to POST to")
+    forward.add_argument(
+        "--group", default="crisis-radar-forwarder", help="consumer group (default: %(default)s)"
+    )
+    forward.add_argument("--topic", help="alert topic (default: the configured alerts topic)")
+    forward.add_argument("--attempts", type=int, default=5, help="attempts per event (default: 5)")
+    forward.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="a new group starts at the oldest event instead of the next one",
+    )
+    forward.set_defaults(handler=cmd_forward)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from streams.report import write_report
+
+    settings = _settings(args) if args.brokers else None
+    episode = write_report(
+        args.alert_id,
+        args.out,
+        alerts=args.alerts,
+        brokers=settings.broker_list if settings else None,
+        topic=args.topic or (settings.alerts_topic if settings else "crisis-alerts"),
+        mentions=args.mentions,
+    )
+    print(
+        f"wrote {args.out}: {episode.kind} alert {episode.alert_id} for {episode.brand}, "
+        f"{len(episode.events)} events",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_forward(args: argparse.Namespace) -> int:
+    from streams.forward import Forwarder, RetryPolicy, run_forwarder
+
+    if args.attempts < 1:
+        raise ConfigError("--attempts must be >= 1")
+    settings = _settings(args)
+    forwarder = Forwarder(args.webhook, RetryPolicy(attempts=args.attempts))
+    run_forwarder(
+        settings.broker_list,
+        args.topic or settings.alerts_topic,
+        forwarder,
+        args.group,
+        from_beginning=args.from_beginning,
+    )
+    return 0
 
 
 def _positive_float(text: str) -> float:

@@ -2,16 +2,76 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping
+from importlib import metadata
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 
 from config.settings import MetricsSettings
 from detector.model import Reason
 from detector.rules import Kind, expectation
 from detector.state import BrandState
 from detector.thresholds import Thresholds
+from detector.version import DETECTOR_VERSION
 
 OTHER = "other"
+log = logging.getLogger("crisis_radar.metrics")
+
+# Event time -> decision: seconds in a live stream, up to hours when a backlog is replayed.
+EVENT_TO_DECISION_BUCKETS = (
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 21600.0,
+)  # fmt: skip
+# Ingest -> alert sent: two agents and a repartition topic in between, normally well under 1 s.
+INGEST_TO_ALERT_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+
+# (topic, partition) -> records not yet processed by this worker.
+LagSource = Callable[[], Mapping[tuple[str, int], int]]
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("crisis-radar")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class ConsumerLagCollector(Collector):
+    """``crisis_radar_consumer_lag_records``, computed at scrape time from ``source``
+    (which the app sets once its consumer runs; until then there is no sample)."""
+
+    NAME = "crisis_radar_consumer_lag_records"
+
+    def __init__(self) -> None:
+        self.source: LagSource | None = None
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            self.NAME,
+            "Records of an assigned input partition not yet processed by this worker "
+            "(high-water mark minus the next offset to commit).",
+            labels=["topic", "partition"],
+        )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = self._family()
+        try:
+            lags = dict(self.source()) if self.source is not None else {}
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail on a consumer hiccup
+            log.debug("consumer lag unavailable: %r", exc)
+            lags = {}
+        for (topic, partition), lag in sorted(lags.items()):
+            family.add_metric([topic, str(partition)], max(0, lag))
+        yield family
 
 
 class BrandLabels:
@@ -92,8 +152,56 @@ class WorkerMetrics:
             ["brand", "kind"],
             registry=registry,
         )
+        self.event_to_decision = Histogram(
+            "crisis_radar_event_to_decision_seconds",
+            "Wall-clock time from a mention's event time to the moment the detector judged it.",
+            buckets=EVENT_TO_DECISION_BUCKETS,
+            registry=registry,
+        )
+        self.ingest_to_alert = Histogram(
+            "crisis_radar_ingest_to_alert_seconds",
+            "Wall-clock time from the ingest agent receiving a mention to the alert event it "
+            "caused being sent.",
+            buckets=INGEST_TO_ALERT_BUCKETS,
+            registry=registry,
+        )
+        self.last_event = Gauge(
+            "crisis_radar_last_event_timestamp_seconds",
+            "Newest event time (Unix seconds) of the brand's mentions the detector has judged.",
+            ["brand"],
+            registry=registry,
+        )
+        self.worker_up = Gauge(
+            "crisis_radar_worker_up",
+            "1 while this worker process serves metrics.",
+            registry=registry,
+        )
+        self.worker_info = Gauge(
+            "crisis_radar_worker_info",
+            "Constant 1, labelled with the worker's package and detection-logic versions.",
+            ["version", "detector_version"],
+            registry=registry,
+        )
+        self.consumer_lag = ConsumerLagCollector()
+        registry.register(self.consumer_lag)
+        self._last_event: dict[str, float] = {}
+        self.worker_up.set(1)
+        self.worker_info.labels(version=package_version(), detector_version=DETECTOR_VERSION).set(1)
         for reason in Reason:
             self.dead_letters.labels(reason=reason.value)
+
+    def observe_judged(self, brand: str, event_time: float, now: float) -> None:
+        """A mention of ``brand`` with ``event_time`` went through the detector at ``now``."""
+        self.event_to_decision.observe(max(0.0, now - event_time))
+        label = self.brand_label(brand)
+        if event_time > self._last_event.get(label, -math.inf):
+            self._last_event[label] = event_time
+            self.last_event.labels(brand=label).set(event_time)
+
+    def observe_alert_sent(self, ingested_at: float | None, now: float) -> None:
+        """An alert caused by a mention the ingest agent received at ``ingested_at`` was sent."""
+        if ingested_at is not None:
+            self.ingest_to_alert.observe(max(0.0, now - ingested_at))
 
     def observe_state(self, state: BrandState, thresholds: Thresholds) -> None:
         brand = self.brand_label(state.brand)
