@@ -34,6 +34,7 @@ REASON_HEADER = "crisis-radar-reason"
 # Extra key of a scored record: wall time (Unix seconds) at which ingest received the input.
 # ``from_wire`` ignores it; the detect agent uses it for the ingest-to-alert latency.
 INGESTED_AT = "ingested_at"
+SOURCE_POSITION = "source_position"
 
 
 @dataclass
@@ -143,6 +144,9 @@ def create_app(
                 continue
             wire = to_wire(score(parsed, scorer))
             wire[INGESTED_AT] = received
+            # Where the mention was read: a replay of this agent after a crash forwards it
+            # again at a new offset of the scored topic, but with the same source position.
+            wire[SOURCE_POSITION] = [message.partition, message.offset]
             await scored_topic.send(key=parsed.brand.encode(), value=wire)
             metrics.mentions.labels(stage="ingest", outcome="accepted").inc()
 
@@ -160,7 +164,8 @@ def create_app(
             brand = scored.mention.brand
             thresholds = settings.thresholds.for_brand(brand)
             state = _load_state(table.get(brand), brand)
-            result = step(state, scored, thresholds, Position(message.partition, message.offset))
+            position = _source_position(event.value) or Position(message.partition, message.offset)
+            result = step(state, scored, thresholds, position)
             metrics.mentions.labels(stage="detect", outcome=result.outcome.value).inc()
             if result.outcome is Outcome.DUPLICATE:
                 continue
@@ -269,6 +274,20 @@ def consumer_lag(app: faust.App, topics: set[Any]) -> dict[tuple[str, int], int]
             continue
         lags[(tp.topic, tp.partition)] = highwater - (committed or 0)
     return lags
+
+
+def _source_position(value: Any) -> Position | None:
+    """The input topic's (partition, offset) the ingest agent read the mention from.
+    Offsets of one input partition reach a brand in order, so the core's per-partition
+    "last applied offset" skips the replays of both agents."""
+    pair = value.get(SOURCE_POSITION) if isinstance(value, dict) else None
+    if (
+        isinstance(pair, list)
+        and len(pair) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in pair)
+    ):
+        return Position(pair[0], pair[1])
+    return None
 
 
 def _ingested_at(value: Any) -> float | None:

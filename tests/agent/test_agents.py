@@ -89,6 +89,28 @@ async def test_ingest_output_is_accepted_by_detect(harness: Harness) -> None:
     assert harness.processed("detect", "applied") == 1
 
 
+async def test_a_replay_of_ingest_is_applied_once(harness: Harness) -> None:
+    # The ingest agent crashed after forwarding an input record but before committing it,
+    # so the record is read and forwarded again: two scored records, at two offsets of the
+    # scored topic, carrying the same source position.
+    async with harness.radar.ingest.test_context() as agent:
+        await agent.put(mention_bytes(text="this is the worst service ever"), key=b"acme")
+        agent.sent_offset = 0
+        await agent.put(mention_bytes(text="this is the worst service ever"), key=b"acme")
+        await wait_until(lambda: harness.processed("ingest", "accepted") == 2, "forwarding")
+    first, second = harness.sent(SCORED)
+    assert first.json()["source_position"] == second.json()["source_position"]
+
+    async with harness.radar.detect.test_context() as agent:
+        await agent.put(first.json(), key=first.key)
+        await agent.put(second.json(), key=second.key)
+        await wait_until(lambda: harness.processed("detect", "duplicate") == 1, "the replay")
+
+    [bucket] = brand_state(harness)["buckets"]
+    assert bucket["count"] == 1
+    assert harness.processed("detect", "applied") == 1
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
