@@ -101,22 +101,22 @@ def producer(worker: Worker) -> Iterator[KafkaProducer]:
         client.close(10)
 
 
-@pytest.fixture(scope="session")
-def alert_log(worker: Worker) -> Iterator[TopicLog]:
-    log = TopicLog(worker.brokers, worker.settings.alerts_topic)
+def _topic_log(worker: Worker, topic: str) -> Iterator[TopicLog]:
+    log = TopicLog(worker.brokers, topic)
     try:
         yield log
     finally:
         log.close()
+
+
+@pytest.fixture(scope="session")
+def alert_log(worker: Worker) -> Iterator[TopicLog]:
+    yield from _topic_log(worker, worker.settings.alerts_topic)
 
 
 @pytest.fixture(scope="session")
 def dead_letter_log(worker: Worker) -> Iterator[TopicLog]:
-    log = TopicLog(worker.brokers, worker.settings.dead_letter_topic)
-    try:
-        yield log
-    finally:
-        log.close()
+    yield from _topic_log(worker, worker.settings.dead_letter_topic)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from kafka import KafkaProducer
 
 from detector.model import Limits
+from streams.app import REASON_HEADER
 
 from .support import (
     BUCKET_SECONDS,
@@ -34,7 +35,6 @@ from .support import (
 
 pytestmark = pytest.mark.integration
 
-REASON_HEADER = "crisis-radar-reason"
 CALM_BEFORE, SPIKE_BUCKETS, CALM_AFTER = 10, 2, 3
 YEAR = 365.25 * 86400
 DROP = object()  # marks a field to leave out of an event
