@@ -43,6 +43,7 @@ class Settings:
     mentions_topic: str = "mentions"
     alerts_topic: str = "crisis-alerts"
     dead_letter_topic: str = "mentions-dead-letter"
+    control_topic: str = "crisis-radar-control"  # live thresholds and planned events
     scored_topic: str = ""  # empty: "<app_id>-scored-mentions"
     partitions: int = 4
     web_host: str = "127.0.0.1"
@@ -79,7 +80,13 @@ class Settings:
             problems.append("producer_max_batch_size must be >= 0")
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
             problems.append(f"log_level {self.log_level!r} is not a logging level")
-        topics = [self.mentions_topic, self.alerts_topic, self.dead_letter_topic, self.scored_topic]
+        topics = [
+            self.mentions_topic,
+            self.alerts_topic,
+            self.dead_letter_topic,
+            self.scored_topic,
+            self.control_topic,
+        ]
         if len(set(topics)) != len(topics) or not all(t.strip() for t in topics):
             problems.append("topic names must be distinct and non-empty")
         if problems:
@@ -109,6 +116,7 @@ _ENV_PARSERS: dict[str, Callable[[str], Any]] = {
     "mentions_topic": str,
     "alerts_topic": str,
     "dead_letter_topic": str,
+    "control_topic": str,
     "scored_topic": str,
     "partitions": _as_int,
     "web_host": str,

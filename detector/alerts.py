@@ -55,8 +55,13 @@ def to_event(decision: AlertDecision, source: str = DEFAULT_SOURCE) -> dict[str,
             "samples": [{**s, "created_at": iso(s["created_at"])} for s in d.samples],
             "top_terms": [dict(term) for term in d.terms],
             "detector_version": d.detector_version,
+            **({"planned": _planned(d.planned)} if d.planned is not None else {}),
         },
     }
+
+
+def _planned(plan: dict[str, Any]) -> dict[str, Any]:
+    return {**plan, "start": iso(plan["start"]), "end": iso(plan["end"])}
 
 
 def encode(event: dict[str, Any]) -> bytes:

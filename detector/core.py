@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from detector import rules
+from detector import plans, rules
 from detector.rules import SEVERITY_RANK, Expectation, Kind, Verdict, Window, expectation
 from detector.sentiment import ScoredMention
 from detector.state import DAY_SECONDS, Baseline, BrandState, Bucket, Episode
@@ -78,6 +78,7 @@ class AlertDecision:
     samples: list[dict[str, Any]]
     terms: list[dict[str, Any]] = field(default_factory=list)
     detector_version: str = DETECTOR_VERSION
+    planned: dict[str, Any] | None = None  # the planned event the bucket lies in, if any
 
     @property
     def event_id(self) -> str:
@@ -542,7 +543,10 @@ def _finalise(
     # while a silence is open. A drop is learned clipped (see _learn), so a lasting fall
     # in volume becomes the new normal at a bounded pace and its alert resolves.
     if Kind.SILENCE.value not in state.episodes:
-        _learn(state.baseline, bucket, expected, t, state.warm(t.warmup_buckets))
+        planned = bool(t.plans) and plans.active(t.plans, start) is not None
+        if planned:
+            expected = expectation(state.baseline, start, t, with_plans=False)
+        _learn(state.baseline, bucket, expected, t, state.warm(t.warmup_buckets), planned)
     state.previous = bucket
     keep = max(_RECENT_BUCKETS, t.long_window_buckets)
     row = [float(bucket.index), bucket.count, bucket.negatives, bucket.volume, bucket.reach]
@@ -582,12 +586,19 @@ def _learn_drift(baseline: Baseline, bucket: Bucket, t: Thresholds) -> None:
 
 
 def _learn(
-    baseline: Baseline, bucket: Bucket, expected: Expectation, t: Thresholds, warm: bool
+    baseline: Baseline,
+    bucket: Bucket,
+    expected: Expectation,
+    t: Thresholds,
+    warm: bool,
+    planned: bool = False,
 ) -> None:
     """Fold a finalised bucket into the baseline. Once warm, a count beyond
     ``robust_clip_sd`` spreads is clipped to that edge, and a bucket that fired is
     clipped to one spread above normal, so a spike does not inflate the baseline that
-    judges it. While warming up the weight is the plain running mean."""
+    judges it. A bucket inside a planned event (``expected`` is then the unplanned
+    expectation) is clipped to one spread either side. While warming up the weight is
+    the plain running mean."""
     b = baseline
     slot_seconds = t.season_slot_minutes * 60
     buckets_per_slot = slot_seconds // t.bucket_seconds
@@ -599,6 +610,8 @@ def _learn(
     # The seasonal profile learns from the robustly clipped count, so a spike that comes
     # back at the same time every day becomes normal; the level learns a spike only up to
     # one spread above normal.
+    if warm and planned:
+        count = min(max(count, e - sd), e + sd)
     profile_count = count
     if warm and (Kind.VIRALITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired):
         count = min(count, e + sd)
@@ -696,6 +709,7 @@ def _decision(
         extra = [s for s in before.samples if s["id"] not in seen]
         samples += [{k: v for k, v in s.items() if k != "rank"} for s in extra]
         samples = samples[: t.max_samples]
+    plan = plans.active(t.plans, bucket.index * t.bucket_seconds) if t.plans else None
     return AlertDecision(
         alert_id=episode.alert_id,
         sequence=sequence,
@@ -718,4 +732,5 @@ def _decision(
         thresholds=t.as_dict(),
         samples=samples,
         terms=top_terms(terms, t.max_terms),
+        planned=plan.as_dict() if plan is not None else None,
     )

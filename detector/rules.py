@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from detector import plans
 from detector.state import Baseline
 from detector.thresholds import Thresholds
 
@@ -59,14 +60,21 @@ class Expectation:
     season: float  # seasonal factor applied to the level
 
 
-def expectation(baseline: Baseline, bucket_start: float, t: Thresholds) -> Expectation:
+def expectation(
+    baseline: Baseline, bucket_start: float, t: Thresholds, with_plans: bool = True
+) -> Expectation:
+    """What the baseline expects of the bucket starting at ``bucket_start``; inside a
+    planned event (unless ``with_plans`` is false) volume and reach are multiplied by the
+    plan's expected multiple."""
     slot_seconds = t.season_slot_minutes * 60
     season = baseline.season(bucket_start, slot_seconds, slot_seconds // t.bucket_seconds)
-    count = baseline.level * season
+    plan = plans.active(t.plans, bucket_start) if with_plans and t.plans else None
+    boost = plan.expect if plan is not None else 1.0
+    count = baseline.level * season * boost
     return Expectation(
         count=count,
         volume=count * baseline.mean_weight,
-        reach=baseline.mean_reach * season,
+        reach=baseline.mean_reach * season * boost,
         negative_share=baseline.negative_share,
         spread=baseline.spread(count),
         season=season,
@@ -147,6 +155,26 @@ def wilson_lower(successes: float, n: float, z: float) -> float:
     centre = p + z2 / (2 * n)
     spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return max(0.0, (centre - spread) / (1 + z2 / n))
+
+
+@dataclass(frozen=True, slots=True)
+class ShareBand:
+    """The Wilson interval of an observed negative share, and the level its lower end
+    must reach for the negativity rule (the baseline share plus ``negativity_min_delta``)."""
+
+    lower: float
+    upper: float
+    required: float
+
+
+def share_band(negatives: float, count: float, baseline_share: float, t: Thresholds) -> ShareBand:
+    p0 = min(max(baseline_share, _SHARE_FLOOR), _SHARE_CEILING)
+    upper = 1.0 - wilson_lower(count - negatives, count, t.negativity_z) if count > 0 else 1.0
+    return ShareBand(
+        lower=wilson_lower(negatives, count, t.negativity_z),
+        upper=upper,
+        required=p0 + t.negativity_min_delta,
+    )
 
 
 def negativity(w: Window, e: Expectation, t: Thresholds) -> Verdict:

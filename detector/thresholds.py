@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from detector.errors import ConfigError
+from detector.plans import PlannedEvent
 
 _T = TypeVar("_T")
 
@@ -67,6 +68,9 @@ class Thresholds:
     # Evidence.
     max_samples: int = 5
     max_terms: int = 5
+    # Planned events of the brand (attached at run time from the control topic, never
+    # from the YAML file; not a threshold and not part of ``as_dict``).
+    plans: tuple[PlannedEvent, ...] = ()
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -74,7 +78,9 @@ class Thresholds:
             raise ConfigError("invalid thresholds: " + "; ".join(problems))
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        del values["plans"]
+        return values
 
     @classmethod
     def from_mapping(
@@ -84,12 +90,21 @@ class Thresholds:
         return updated(base or cls(), values, where)
 
 
+# Fields of the dataclasses above that a mapping (YAML, a live change) cannot set.
+NOT_SETTABLE = frozenset({"plans"})
+
+
+def threshold_keys() -> tuple[str, ...]:
+    """Names of every settable threshold, in declaration order."""
+    return tuple(f.name for f in fields(Thresholds) if f.name not in NOT_SETTABLE)
+
+
 def updated(base: _T, values: Mapping[str, Any], where: str) -> _T:
     """A copy of the frozen dataclass ``base`` with ``values`` applied, refusing unknown
     keys and values whose type differs from the default's, with a message naming the key."""
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
-    known = {f.name for f in fields(base)}  # type: ignore[arg-type]
+    known = {f.name for f in fields(base)} - NOT_SETTABLE  # type: ignore[arg-type]
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:

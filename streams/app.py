@@ -9,6 +9,7 @@ the table, and sends alert events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
@@ -25,6 +26,8 @@ from detector.core import AlertDecision, Outcome, Position, bucket_of, step, tic
 from detector.model import Rejection, parse_mention
 from detector.sentiment import SentimentScorer, VaderScorer, from_wire, score, to_wire
 from detector.state import BrandState
+from streams import control
+from streams.control import LiveConfig
 from streams.metrics import WorkerMetrics
 
 log = logging.getLogger("crisis_radar.worker")
@@ -35,6 +38,8 @@ REASON_HEADER = "crisis-radar-reason"
 # ``from_wire`` ignores it; the detect agent uses it for the ingest-to-alert latency.
 INGESTED_AT = "ingested_at"
 SOURCE_POSITION = "source_position"
+# How long the detect agent waits at start-up for the control topic's live changes.
+CONTROL_START_TIMEOUT = 30.0
 
 
 @dataclass
@@ -51,6 +56,8 @@ class CrisisRadarApp:
     table: Any
     ingest: Any
     detect: Any
+    live: LiveConfig
+    control_ready: asyncio.Event  # set once the control topic's records at start-up are applied
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -150,8 +157,34 @@ def create_app(
             await scored_topic.send(key=parsed.brand.encode(), value=wire)
             metrics.mentions.labels(stage="ingest", outcome="accepted").inc()
 
+    live = LiveConfig(settings.thresholds)
+    control_ready = asyncio.Event()
+
+    def on_control(kind: str, outcome: str) -> None:
+        counts = {scope: len(o.values) for scope, o in live.overrides.items()}
+        metrics.observe_control(kind, outcome, counts)
+
+    @app.task
+    async def follow_control() -> None:
+        await control.follow(
+            settings.broker_list, settings.control_topic, live, on_control, control_ready
+        )
+
+    async def control_read() -> None:
+        """Live changes present at start-up apply from the first mention on; a control
+        topic that cannot be read in time is waited for no longer (the file applies)."""
+        try:
+            await asyncio.wait_for(control_ready.wait(), CONTROL_START_TIMEOUT)
+        except TimeoutError:
+            log.warning(
+                "control topic not read within %.0f s; detecting with the config file's "
+                "thresholds until it is",
+                CONTROL_START_TIMEOUT,
+            )
+
     @app.agent(scored_topic, concurrency=1)
     async def detect(stream: Any) -> None:
+        await control_read()
         async for event in stream.events():
             message = event.message
             try:
@@ -162,7 +195,7 @@ def create_app(
                 await dead_letter(message, repr(event.value).encode(), "corrupt_internal", str(exc))
                 continue
             brand = scored.mention.brand
-            thresholds = settings.thresholds.for_brand(brand)
+            thresholds = live.for_brand(brand)
             state = _load_state(table.get(brand), brand)
             position = _source_position(event.value) or Position(message.partition, message.offset)
             result = step(state, scored, thresholds, position)
@@ -197,7 +230,7 @@ def create_app(
         state = _load_state(table.get(brand), brand)
         if state is None:
             return
-        thresholds = settings.thresholds.for_brand(brand)
+        thresholds = live.for_brand(brand)
         result = tick(state, event_time, thresholds)
         if result.state is state:
             return
@@ -224,6 +257,8 @@ def create_app(
         table=table,
         ingest=ingest,
         detect=detect,
+        live=live,
+        control_ready=control_ready,
     )
 
 

@@ -1,4 +1,5 @@
-"""The ``crisis-radar`` command: up, worker, simulate, backtest, report, forward."""
+"""The ``crisis-radar`` command: up, worker, simulate, backtest, report, forward,
+thresholds, plan."""
 
 from __future__ import annotations
 
@@ -206,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.set_defaults(handler=cmd_backtest)
     _add_report_and_forward(commands)
+    from streams import control_cli
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--brokers", metavar="HOST:PORT", help="Kafka bootstrap servers (default: settings)"
+    )
+    common.add_argument("--config", metavar="FILE", help="detection settings YAML file")
+    control_cli.add_commands(commands, common)
     return parser
 
 
@@ -255,6 +264,15 @@ def _add_report_and_forward(commands: Any) -> None:
     forward.add_argument("--topic", help="alert topic (default: the configured alerts topic)")
     forward.add_argument("--attempts", type=int, default=5, help="attempts per event (default: 5)")
     forward.add_argument(
+        "--rebalance-timeout",
+        type=_positive_float,
+        default=300.0,
+        metavar="SECONDS",
+        help="consumer-group rebalance timeout, also the longest a batch may take "
+        "(default: %(default)s; the embedded broker joins a group only after it, so use "
+        "10 there)",
+    )
+    forward.add_argument(
         "--from-beginning",
         action="store_true",
         help="a new group starts at the oldest event instead of the next one",
@@ -289,12 +307,14 @@ def cmd_forward(args: argparse.Namespace) -> int:
         raise ConfigError("--attempts must be >= 1")
     settings = _settings(args)
     forwarder = Forwarder(args.webhook, RetryPolicy(attempts=args.attempts))
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # close the consumer cleanly
     run_forwarder(
         settings.broker_list,
         args.topic or settings.alerts_topic,
         forwarder,
         args.group,
         from_beginning=args.from_beginning,
+        rebalance_timeout=args.rebalance_timeout,
     )
     return 0
 
@@ -330,7 +350,10 @@ def topic_plan(settings: Settings) -> dict[str, int]:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not args.no_create_topics:
+        from streams.control_cli import ensure_control_topic
+
         ensure_topics(settings.broker_list, topic_plan(settings), timeout=120)
+        ensure_control_topic(settings.broker_list, settings.control_topic, timeout=120)
     import faust  # imported late: `crisis-radar --help` stays fast
 
     from streams.app import create_app

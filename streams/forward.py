@@ -47,6 +47,13 @@ def slack_message(event: dict[str, Any]) -> dict[str, str]:
             f", negative share {float(observed['negative_share']):.0%} vs "
             f"{float(expected.get('negative_share', 0)):.0%} normal"
         )
+    planned = data.get("planned")
+    if isinstance(planned, dict):
+        note = f": {planned['note']}" if planned.get("note") else ""
+        lines.append(
+            f"inside planned event {planned.get('id', '?')} "
+            f"(expected {float(planned.get('expect', 0)):g}x volume{note})"
+        )
     terms = ", ".join(str(t.get("term", "")) for t in data.get("top_terms", []))
     if terms:
         lines.append(f"top terms: {terms}")
@@ -157,8 +164,11 @@ def run_forwarder(
     group: str,
     from_beginning: bool = False,
     max_events: int | None = None,
+    rebalance_timeout: float = 300.0,
 ) -> None:
-    """Consume ``topic`` and hand each event to ``forwarder``; commit after handling."""
+    """Consume ``topic`` and hand each event to ``forwarder``; commit after handling.
+    ``rebalance_timeout`` is also the longest a batch may take (kafka-python's
+    max_poll_interval); the embedded broker completes a group join only after it."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
@@ -167,6 +177,9 @@ def run_forwarder(
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        max_poll_interval_ms=int(rebalance_timeout * 1000),
+        # A batch must be handled within the poll interval, retries included.
+        max_poll_records=max(1, min(500, int(rebalance_timeout // 10))),
     )
     handled = 0
     try:

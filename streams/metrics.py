@@ -13,8 +13,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from config.settings import MetricsSettings
+from detector import plans
 from detector.model import Reason
-from detector.rules import Kind, expectation
+from detector.rules import Kind, expectation, share_band
 from detector.state import BrandState
 from detector.thresholds import Thresholds
 from detector.version import DETECTOR_VERSION
@@ -182,6 +183,47 @@ class WorkerMetrics:
             ["version", "detector_version"],
             registry=registry,
         )
+        self.negative_share_interval = Gauge(
+            "crisis_radar_brand_negative_share_interval_ratio",
+            "Wilson interval (at negativity_z) of the negative share of the brand's newest "
+            "bucket so far: bound=lower or upper (0..1). A negativity alert needs the lower "
+            "bound above the required share.",
+            ["brand", "bound"],
+            registry=registry,
+        )
+        self.negative_share_required = Gauge(
+            "crisis_radar_brand_negative_share_required_ratio",
+            "Negative share the lower Wilson bound must reach for a negativity alert: the "
+            "baseline share plus negativity_min_delta (0..1).",
+            ["brand"],
+            registry=registry,
+        )
+        self.planned_event = Gauge(
+            "crisis_radar_brand_planned_event_active",
+            "1 while the brand's newest bucket lies inside a planned event (expected volume "
+            "raised by the plan).",
+            ["brand"],
+            registry=registry,
+        )
+        self.control_changes = Counter(
+            "crisis_radar_control_changes_total",
+            "Records of the control topic handled by this worker, by kind (thresholds, plan) "
+            "and outcome (applied, removed, refused).",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self.control_last_change = Gauge(
+            "crisis_radar_control_last_change_timestamp_seconds",
+            "Wall-clock time (Unix seconds) at which this worker last applied a live "
+            "threshold change or planned event.",
+            registry=registry,
+        )
+        self.live_overrides = Gauge(
+            "crisis_radar_live_threshold_overrides",
+            "Live threshold values in force, by scope (a brand, other, or * for every brand).",
+            ["scope"],
+            registry=registry,
+        )
         self.consumer_lag = ConsumerLagCollector()
         registry.register(self.consumer_lag)
         self._last_event: dict[str, float] = {}
@@ -189,6 +231,9 @@ class WorkerMetrics:
         self.worker_info.labels(version=package_version(), detector_version=DETECTOR_VERSION).set(1)
         for reason in Reason:
             self.dead_letters.labels(reason=reason.value)
+        for kind in ("thresholds", "plan"):
+            for outcome in ("applied", "removed", "refused"):
+                self.control_changes.labels(kind=kind, outcome=outcome)
 
     def observe_judged(self, brand: str, event_time: float, now: float) -> None:
         """A mention of ``brand`` with ``event_time`` went through the detector at ``now``."""
@@ -211,14 +256,37 @@ class WorkerMetrics:
         self.bucket_count.labels(brand=brand).set(newest.count if newest else 0)
         self.negative_share.labels(brand=brand).set(newest.negative_share if newest else 0.0)
         if state.current is not None:
-            expected = expectation(
-                state.baseline, state.current * thresholds.bucket_seconds, thresholds
-            )
+            bucket_start = state.current * thresholds.bucket_seconds
+            expected = expectation(state.baseline, bucket_start, thresholds)
             self.baseline_count.labels(brand=brand).set(expected.count)
+            planned = plans.active(thresholds.plans, bucket_start) is not None
+            self.planned_event.labels(brand=brand).set(1 if planned else 0)
         self.baseline_negative_share.labels(brand=brand).set(state.baseline.negative_share)
+        band = share_band(
+            newest.negatives if newest else 0,
+            newest.count if newest else 0,
+            state.baseline.negative_share,
+            thresholds,
+        )
+        self.negative_share_interval.labels(brand=brand, bound="lower").set(band.lower)
+        self.negative_share_interval.labels(brand=brand, bound="upper").set(band.upper)
+        self.negative_share_required.labels(brand=brand).set(band.required)
         self.warming_up.labels(brand=brand).set(0 if state.warm(thresholds.warmup_buckets) else 1)
         for kind in Kind:
             self.alert_open.labels(brand=brand, kind=kind).set(1 if kind in state.episodes else 0)
+
+    def observe_control(self, kind: str, outcome: str, overrides: Mapping[str, int]) -> None:
+        """A control record was handled; ``overrides`` counts live values per scope."""
+        self.control_changes.labels(kind=kind, outcome=outcome).inc()
+        if outcome != "refused":
+            self.control_last_change.set_to_current_time()
+        scopes: dict[str, int] = {}
+        for scope, n in overrides.items():
+            label = scope if scope == "*" else self.brand_label(scope)
+            scopes[label] = scopes.get(label, 0) + n
+        self.live_overrides.clear()
+        for label, n in scopes.items():
+            self.live_overrides.labels(scope=label).set(n)
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

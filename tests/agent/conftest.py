@@ -185,6 +185,7 @@ async def harness(vader: VaderScorer) -> AsyncIterator[Harness]:
     producer = RecordingProducer()
     radar.app.producer = cast(Any, producer)  # duck-typed stand-in for Faust's ProducerT
     radar.table.data.clear()
+    radar.control_ready.set()  # no control topic here: live changes are applied directly
     yield Harness(radar=radar, producer=producer, registry=registry)
     radar.table.data.clear()
     _close_unstarted_consumer_loop(radar)

@@ -57,12 +57,14 @@ def worker(
     # change the topics or thresholds under test.
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRISIS_RADAR_")}
     env.update(EMBEDDED_ENV)
+    app_id = f"crisis-radar-it-{uuid.uuid4().hex[:10]}"
     env.update(
         {
             "CRISIS_RADAR_BROKERS": broker.address,
             "CRISIS_RADAR_WEB_PORT": str(port),
             "CRISIS_RADAR_DATA_DIR": str(run_dir / "data"),
-            "CRISIS_RADAR_APP_ID": f"crisis-radar-it-{uuid.uuid4().hex[:10]}",
+            "CRISIS_RADAR_APP_ID": app_id,
+            "CRISIS_RADAR_CONTROL_TOPIC": f"{app_id}-control",
             "CRISIS_RADAR_CONFIG_FILE": str(TEST_CONFIG),
             "PYTHONUNBUFFERED": "1",
         }
