@@ -499,6 +499,9 @@ def format_alert(event: dict[str, Any]) -> str:
         f"{data.get('brand', '?'):<12} {data.get('severity', '?'):<8} {detail}  "
         f"event time {event.get('time', '?')}  alert {data.get('alert_id', '?')[:8]}"
     )
+    planned = data.get("planned")
+    if isinstance(planned, dict):
+        line += f"\n          inside planned event {planned.get('id')} ({planned.get('expect')}x)"
     if data.get("phase") == "opened":
         terms = ", ".join(t.get("term", "") for t in data.get("top_terms", []))
         if terms:
