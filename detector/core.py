@@ -381,9 +381,10 @@ def _on_fire(
             streak is None or streak[1] != bucket.index or bucket.index - streak[0] + 1 < needed
         ):
             return
-        novelty = _novelty(state, family, bucket.index, verdict.factor, t)
-        if novelty is not None and novelty < 0.0:
-            return  # no bigger than the brand's last volume episode: a repeat
+        size = _repeat_size(verdict, t)
+        novelty = _novelty(state, family, bucket.index, size, t)
+        if novelty is not None and novelty < math.log(t.repeat_margin):
+            return  # not (enough) bigger than the brand's last volume episode: a repeat
         if bucket.index < state.cooldown_until.get(kind, bucket.index):
             return
         opened_start = float(bucket.index * t.bucket_seconds)
@@ -394,11 +395,13 @@ def _on_fire(
             severity=verdict.severity.value,
         )
         state.episodes[kind] = episode
-        _remember_peak(state, family, bucket.index, verdict.factor, t)
+        if t.cooldown_from == "opened":
+            state.cooldown_until[kind] = bucket.index + t.cooldown_buckets
+        _remember_peak(state, family, bucket.index, size, t)
         decisions.append(_decision(state, episode, 0, Phase.OPENED, bucket, verdict, t, event_time))
         return
     episode.recovered_buckets = 0
-    _remember_peak(state, family, bucket.index, verdict.factor, t)
+    _remember_peak(state, family, bucket.index, _repeat_size(verdict, t), t)
     if SEVERITY_RANK[verdict.severity.value] > SEVERITY_RANK[episode.severity]:
         episode.severity = verdict.severity.value
         decisions.append(
@@ -418,30 +421,39 @@ def _family(kind: str) -> str | None:
     return "volume" if kind in _VOLUME_FAMILY else None
 
 
+def _repeat_size(verdict: Verdict, t: Thresholds) -> float:
+    """The size of a surge as repeat suppression compares it (``repeat_measure``): its
+    factor, or the mentions per bucket of the window that fired."""
+    if t.repeat_measure == "count":
+        buckets = max(1.0, float(verdict.observed.get("window_buckets", 1)))
+        return float(verdict.observed.get("count", 0.0)) / buckets
+    return verdict.factor
+
+
 def _decayed_peak(state: BrandState, family: str, index: int, t: Thresholds) -> float:
-    """Log of the family's remembered peak factor, decayed to bucket ``index``."""
+    """Log of the family's remembered peak size, decayed to bucket ``index``."""
     log_peak, at = state.peaks[family]
     halflife = t.repeat_halflife_days * DAY_SECONDS / t.bucket_seconds
     return float(log_peak * 0.5 ** (max(0.0, index - at) / halflife))
 
 
 def _novelty(
-    state: BrandState, family: str | None, index: int, factor: float, t: Thresholds
+    state: BrandState, family: str | None, index: int, size: float, t: Thresholds
 ) -> float | None:
-    """Log of how far ``factor`` beats the decayed peak of the family's last episode
+    """Log of how far ``size`` beats the decayed peak of the family's last episode
     (None: repeat suppression is off, does not apply, or nothing is remembered)."""
     if family is None or t.repeat_halflife_days <= 0 or family not in state.peaks:
         return None
-    return math.log(max(factor, 1e-9)) - _decayed_peak(state, family, index, t)
+    return math.log(max(size, 1e-9)) - _decayed_peak(state, family, index, t)
 
 
 def _remember_peak(
-    state: BrandState, family: str | None, index: int, factor: float, t: Thresholds
+    state: BrandState, family: str | None, index: int, size: float, t: Thresholds
 ) -> None:
-    """Remember the largest factor of the family's open episode (it decays from there)."""
+    """Remember the largest size of the family's open episode (it decays from there)."""
     if family is None or t.repeat_halflife_days <= 0:
         return
-    value = math.log(max(factor, 1e-9))
+    value = math.log(max(size, 1e-9))
     if family in state.peaks and value <= _decayed_peak(state, family, index, t):
         return
     state.peaks[family] = [value, float(index)]
@@ -460,7 +472,8 @@ def _resolve(
         _decision(state, episode, episode.events, Phase.RESOLVED, bucket, verdict, t, event_time)
     )
     del state.episodes[episode.kind]
-    state.cooldown_until[episode.kind] = bucket.index + 1 + t.cooldown_buckets
+    if t.cooldown_from == "resolved":
+        state.cooldown_until[episode.kind] = bucket.index + 1 + t.cooldown_buckets
 
 
 def _advance(

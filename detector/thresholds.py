@@ -12,6 +12,10 @@ from detector.plans import PlannedEvent
 
 _T = TypeVar("_T")
 
+# Allowed values of the string-valued thresholds.
+COOLDOWN_FROM = ("resolved", "opened")
+REPEAT_MEASURES = ("factor", "count")
+
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
@@ -60,11 +64,20 @@ class Thresholds:
     recovery_ratio: float = 0.5  # recovered below this share of the opening excess
     resolve_after_buckets: int = 3  # recovered buckets before an alert resolves
     cooldown_buckets: int = 10
+    # Where the cooldown starts: "resolved" (when the alert resolves) or "opened" (when it
+    # opens, like Alertmanager's repeat interval: at most one opening per kind per
+    # cooldown, however long or short the episode).
+    cooldown_from: str = "resolved"
     # Repeat suppression (0 = off): a new volume alert (virality or crisis) opens only when
-    # its factor beats the peak factor of the brand's last volume episode, whose logarithm
+    # its size beats the peak size of the brand's last volume episode, whose logarithm
     # decays with this half-life in days: a surge no bigger than one already reported is
     # the same story, not news (Alertmanager-style grouping over days).
     repeat_halflife_days: float = 0.0
+    # What "size" means for repeat suppression: "factor" (observed over expected volume) or
+    # "count" (mentions per bucket in the window that fired).
+    repeat_measure: str = "factor"
+    # How much bigger than the decayed peak a new surge must be (1 = merely bigger).
+    repeat_margin: float = 1.0
     # Evidence.
     max_samples: int = 5
     max_terms: int = 5
@@ -110,7 +123,10 @@ def updated(base: _T, values: Mapping[str, Any], where: str) -> _T:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
         default = getattr(base, key)
-        if isinstance(default, bool):
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}.{key}: expected a string, got {value!r}")
+        elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}")
         elif isinstance(value, bool):
@@ -168,7 +184,16 @@ def _problems(t: Thresholds) -> list[str]:
         (t.critical_multiplier >= 1, "critical_multiplier must be >= 1"),
         (t.resolve_after_buckets >= 1, "resolve_after_buckets must be >= 1"),
         (t.cooldown_buckets >= 0, "cooldown_buckets must be >= 0"),
+        (
+            t.cooldown_from in COOLDOWN_FROM,
+            "cooldown_from must be one of: " + ", ".join(COOLDOWN_FROM),
+        ),
         (t.repeat_halflife_days >= 0, "repeat_halflife_days must be >= 0"),
+        (
+            t.repeat_measure in REPEAT_MEASURES,
+            "repeat_measure must be one of: " + ", ".join(REPEAT_MEASURES),
+        ),
+        (t.repeat_margin >= 1, "repeat_margin must be >= 1"),
         (0 <= t.max_samples <= 50, "max_samples must be in [0, 50]"),
     ]
     checks += [

@@ -1614,3 +1614,56 @@ def test_repeat_suppression_opens_only_surges_bigger_than_the_last(
     assert s.state is not None
     restored = BrandState.from_dict(json.loads(json.dumps(s.state.to_dict())))
     assert restored.to_dict() == s.state.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("measure", "margin", "second_per_bucket", "reopens"),
+    [
+        ("factor", 1.0, 180, True),  # x6 beats the remembered x5
+        ("factor", 1.5, 180, False),  # ... but not by half as much again
+        ("factor", 1.5, 300, True),  # x10 does
+        ("count", 1.0, 180, True),  # 180 mentions a bucket beat the remembered 150
+        ("count", 1.5, 180, False),
+        ("count", 1.5, 300, True),
+    ],
+)
+def test_repeat_suppression_measure_and_margin(
+    measure: str, margin: float, second_per_bucket: int, reopens: bool
+) -> None:
+    t = Thresholds(repeat_halflife_days=14.0, repeat_measure=measure, repeat_margin=margin)
+    s = Stream(t)
+    s.warm_up()
+    s.run(3, 150)  # the first surge
+    s.run(30, 30)  # resolved, then past the cooldown
+    s.run(3, second_per_bucket)
+    s.run(10, 30)
+    opened = [d for d in of_kind(s.decisions, "virality") if d.phase is Phase.OPENED]
+    assert len(opened) == (2 if reopens else 1)
+    assert s.state is not None
+    log_peak, _ = s.state.peaks["volume"]
+    if measure == "count":  # the remembered size is mentions per bucket, not a factor
+        assert math.exp(log_peak) >= 150
+
+
+def test_cooldown_from_opened_counts_from_the_opening_not_the_resolution() -> None:
+    cooldown = 40
+    by_open = Stream(Thresholds(cooldown_buckets=cooldown, cooldown_from="opened"))
+    by_resolve = Stream(Thresholds(cooldown_buckets=cooldown))
+    for s in (by_open, by_resolve):
+        s.warm_up()
+        s.run(5, 150)  # spike A: buckets 60..64, opened at 60
+        s.run(cooldown - 5 + 2, 30)  # quiet: A resolves; the opening is cooldown + 2 ago
+        s.run(2, 150)  # spike B
+        s.run(10, 30)
+    for s, reopens in ((by_open, True), (by_resolve, False)):
+        opened = [d for d in of_kind(s.decisions, "virality") if d.phase is Phase.OPENED]
+        assert len(opened) == (2 if reopens else 1)
+        assert opened[0].opened_at == start(60)
+    # Inside the cooldown counted from the opening, nothing opens even after A resolved.
+    early = Stream(Thresholds(cooldown_buckets=cooldown, cooldown_from="opened"))
+    early.warm_up()
+    early.run(5, 150)
+    early.run(20, 30)
+    assert Phase.RESOLVED in phases(of_kind(early.decisions, "virality"))
+    early.run(2, 150)
+    assert [d.phase for d in of_kind(early.decisions, "virality")].count(Phase.OPENED) == 1

@@ -86,6 +86,12 @@ IMPOSSIBLE = [
     ("recovery_ratio", math.nan),
     ("max_terms", -1),
     ("max_terms", 51),
+    # Repeat suppression and cooldown.
+    ("cooldown_from", "closed"),
+    ("repeat_halflife_days", -1.0),
+    ("repeat_measure", "volume"),
+    ("repeat_margin", 0.99),
+    ("repeat_margin", math.inf),
 ]
 
 
@@ -121,6 +127,9 @@ BOUNDARY_OK = [
     ("recovery_ratio", 1.0),
     ("max_terms", 0),
     ("max_terms", 50),
+    ("cooldown_from", "opened"),
+    ("repeat_measure", "count"),
+    ("repeat_margin", 1.0),
 ]
 
 
@@ -235,6 +244,8 @@ def test_from_mapping_refuses_unknown_key() -> None:
         ("recovery_ratio", "half", "expected a number"),
         ("drop_after_buckets", 5.0, "expected an integer"),
         ("max_terms", None, "expected an integer"),
+        ("cooldown_from", 1, "expected a string"),
+        ("repeat_measure", None, "expected a string"),
     ],
 )
 def test_from_mapping_refuses_wrong_types(key: str, value: Any, expected: str) -> None:
