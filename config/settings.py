@@ -10,13 +10,17 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from detector.errors import ConfigError
+from detector.masking import BrandNames
 from detector.model import Limits, normalise_brand
 from detector.thresholds import ThresholdBook, Thresholds, updated
+
+if TYPE_CHECKING:
+    from detector.scoring import MentionScorer
 
 ENV_PREFIX = "CRISIS_RADAR_"
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("crisis-radar.yaml")
@@ -32,6 +36,21 @@ class MetricsSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.max_brand_labels <= 10_000:
             raise ConfigError("metrics.max_brand_labels must be in [0, 10000]")
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentSettings:
+    # Language scoring texts too short to identify (null: leave them unscored).
+    fallback_lang: str | None = "en"
+    # How each brand is named in texts (masked before scoring); a brand not listed is
+    # masked by the spellings of its key.
+    brands: Mapping[str, BrandNames] = field(default_factory=dict)
+
+    def scorer(self) -> MentionScorer:
+        """The worker's scorer: mask the brand, identify the language, score it."""
+        from detector.scoring import MentionScorer
+
+        return MentionScorer(self.brands, fallback_lang=self.fallback_lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +78,7 @@ class Settings:
     thresholds: ThresholdBook = field(default_factory=ThresholdBook)
     limits: Limits = field(default_factory=Limits)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    sentiment: SentimentSettings = field(default_factory=SentimentSettings)
 
     def __post_init__(self) -> None:
         if not self.scored_topic:
@@ -174,7 +194,7 @@ def apply_file(settings: Settings, path: Path) -> Settings:
 def apply_document(settings: Settings, document: Any, where: str) -> Settings:
     if not isinstance(document, dict):
         raise ConfigError(f"{where}: the top level must be a mapping")
-    sections = {"thresholds", "validation", "metrics"}
+    sections = {"thresholds", "validation", "metrics", "sentiment"}
     unknown = set(document) - sections
     if unknown:
         raise ConfigError(
@@ -186,7 +206,41 @@ def apply_document(settings: Settings, document: Any, where: str) -> Settings:
         thresholds=_threshold_book(document.get("thresholds") or {}, where),
         limits=_limits(document.get("validation") or {}, where),
         metrics=_metrics(document.get("metrics") or {}, where),
+        sentiment=_sentiment(document.get("sentiment") or {}, where),
     )
+
+
+def _sentiment(section: Any, where: str) -> SentimentSettings:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: sentiment must be a mapping")
+    unknown = set(section) - {"fallback_lang", "brands"}
+    if unknown:
+        raise ConfigError(
+            f"{where}: sentiment has unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+            "(known: brands, fallback_lang)"
+        )
+    fallback = section.get("fallback_lang", "en")
+    if fallback is not None and (not isinstance(fallback, str) or not fallback.strip()):
+        raise ConfigError(f"{where}: sentiment.fallback_lang must be a language code or null")
+    brands_section = section.get("brands") or {}
+    if not isinstance(brands_section, dict):
+        raise ConfigError(f"{where}: sentiment.brands must be a mapping of brand to names")
+    brands: dict[str, BrandNames] = {}
+    for brand, names in brands_section.items():
+        here = f"{where}: sentiment.brands.{brand}"
+        if not isinstance(names, dict) or set(names) - {"aliases", "handles"}:
+            raise ConfigError(f"{here} must be a mapping with aliases and/or handles")
+        lists = {key: names.get(key) or [] for key in ("aliases", "handles")}
+        for key, values in lists.items():
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise ConfigError(f"{here}.{key} must be a list of strings")
+        try:
+            brands[normalise_brand(str(brand))] = BrandNames(
+                aliases=tuple(lists["aliases"]), handles=tuple(lists["handles"])
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{here}: {exc}") from None
+    return SentimentSettings(fallback_lang=fallback, brands=brands)
 
 
 def _threshold_book(section: Any, where: str) -> ThresholdBook:

@@ -21,6 +21,17 @@ class SentimentScorer(Protocol):
     def compound(self, text: str) -> float: ...
 
 
+class MentionSentimentScorer(Protocol):
+    """A scorer that sees the whole mention (brand, language), e.g.
+    ``detector.scoring.MentionScorer``; ``score`` hands mentions to it directly."""
+
+    name: str
+
+    def compound(self, text: str) -> float: ...
+
+    def score_mention(self, mention: Mention) -> ScoredMention: ...
+
+
 class VaderScorer:
     """VADER (vaderSentiment 3.3.2) compound score."""
 
@@ -35,17 +46,29 @@ class VaderScorer:
 
 @dataclass(frozen=True, slots=True)
 class ScoredMention:
-    """A valid mention with its sentiment: the unit the detector consumes."""
+    """A valid mention with its sentiment: the unit the detector consumes.
+
+    ``lang`` is the language the text was scored as (``None`` when the scorer does not
+    tell); ``scored`` is False when no scorer exists for that language: the compound is then
+    0.0 and means nothing, and the mention is never negative.
+    """
 
     mention: Mention
     compound: float
+    lang: str | None = None
+    scored: bool = True
 
     @property
     def negative(self) -> bool:
-        return self.compound <= NEGATIVE_COMPOUND
+        return self.scored and self.compound <= NEGATIVE_COMPOUND
 
 
-def score(mention: Mention, scorer: SentimentScorer) -> ScoredMention:
+def score(mention: Mention, scorer: SentimentScorer | MentionSentimentScorer) -> ScoredMention:
+    """Score one mention; a scorer with ``score_mention`` gets the whole mention."""
+    score_mention = getattr(scorer, "score_mention", None)
+    if score_mention is not None:
+        scored: ScoredMention = score_mention(mention)
+        return scored
     return ScoredMention(mention=mention, compound=scorer.compound(mention.text))
 
 
@@ -66,6 +89,8 @@ def to_wire(scored: ScoredMention) -> dict[str, object]:
         "replies": m.engagement.replies,
         "repost_of": m.repost_of,
         "compound": scored.compound,
+        "sentiment_lang": scored.lang,
+        "scored": scored.scored,
     }
 
 
@@ -95,4 +120,9 @@ def from_wire(data: dict[str, object]) -> ScoredMention:
         ),
         repost_of=opt_str("repost_of"),
     )
-    return ScoredMention(mention=mention, compound=num("compound"))
+    scored = data.get("scored", True)
+    if not isinstance(scored, bool):
+        raise TypeError("scored must be a boolean")
+    return ScoredMention(
+        mention=mention, compound=num("compound"), lang=opt_str("sentiment_lang"), scored=scored
+    )

@@ -24,7 +24,7 @@ from config.settings import Settings
 from detector import alerts
 from detector.core import AlertDecision, Outcome, Position, bucket_of, step, tick
 from detector.model import Rejection, parse_mention
-from detector.sentiment import SentimentScorer, VaderScorer, from_wire, score, to_wire
+from detector.sentiment import SentimentScorer, from_wire, score, to_wire
 from detector.state import BrandState
 from streams import control
 from streams.control import LiveConfig
@@ -91,7 +91,7 @@ def create_app(
 ) -> CrisisRadarApp:
     app = faust.App(settings.app_id, **faust_options(settings))
     metrics = WorkerMetrics(registry or CollectorRegistry(), settings.metrics)
-    scorer = scorer or VaderScorer()
+    scorer = scorer or settings.sentiment.scorer()
     raw = {"key_type": bytes, "value_type": bytes}
     mentions_topic = app.topic(settings.mentions_topic, **raw)
     alerts_topic = app.topic(settings.alerts_topic, **raw)
@@ -149,7 +149,9 @@ def create_app(
                 )
                 await dead_letter(message, raw_value, parsed.reason.value, parsed.detail)
                 continue
-            wire = to_wire(score(parsed, scorer))
+            scored = score(parsed, scorer)
+            metrics.observe_language(scored.lang, scored.scored)
+            wire = to_wire(scored)
             wire[INGESTED_AT] = received
             # Where the mention was read: a replay of this agent after a crash forwards it
             # again at a new offset of the scored topic, but with the same source position.
@@ -203,8 +205,9 @@ def create_app(
             if result.outcome is Outcome.DUPLICATE:
                 continue
             metrics.observe_judged(brand, scored.mention.created_at, time.time())
-            table[brand] = result.state.to_dict()
+            # Alerts first, state second: see ``emit``.
             await emit(brand, result.decisions, _ingested_at(event.value))
+            table[brand] = result.state.to_dict()
             metrics.observe_state(result.state, thresholds)
             await clocks.advance(message.partition, brand, scored.mention.created_at)
 
@@ -214,7 +217,11 @@ def create_app(
         label = metrics.brand_label(brand)
         for decision in decisions:
             cloud_event = alerts.to_event(decision, settings.alert_source)
-            await alerts_topic.send(key=brand.encode(), value=alerts.encode(cloud_event))
+            sent = await alerts_topic.send(key=brand.encode(), value=alerts.encode(cloud_event))
+            # Wait until the broker has it: the caller writes the state that no longer
+            # holds this decision only afterwards. A crash in between replays the mention
+            # and sends the same event again; the other order could lose it for good.
+            await sent
             metrics.alerts.labels(brand=label, kind=decision.kind, phase=decision.phase.value).inc()
             metrics.observe_alert_sent(ingested_at, time.time())
             log.info(
@@ -234,8 +241,8 @@ def create_app(
         result = tick(state, event_time, thresholds)
         if result.state is state:
             return
-        table[brand] = result.state.to_dict()
         await emit(brand, result.decisions)
+        table[brand] = result.state.to_dict()
         metrics.observe_state(result.state, thresholds)
 
     clocks = PartitionClocks(settings.thresholds.defaults.bucket_seconds, tick_brand)

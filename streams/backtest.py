@@ -15,7 +15,7 @@ from detector import alerts
 from detector.errors import ConfigError
 from detector.evaluation import AlertRecord, Scores, parse_labels, score_alerts, summarise
 from detector.replay import Replayer
-from detector.sentiment import SentimentScorer, VaderScorer
+from detector.sentiment import SentimentScorer
 
 
 class Progress:
@@ -76,7 +76,10 @@ def run_backtest(
     except OSError as exc:
         raise ConfigError(f"cannot read input {input_path}: {exc.strerror}") from None
     replayer = Replayer(
-        settings.thresholds, scorer or VaderScorer(), settings.limits, now=time.time()
+        settings.thresholds,
+        scorer or settings.sentiment.scorer(),
+        settings.limits,
+        now=time.time(),
     )
     bar = Progress(total, force=bool(progress)) if progress is not False else None
     records: list[AlertRecord] = []

@@ -283,7 +283,7 @@ def _add_report_and_forward(commands: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from streams.report import write_report
 
-    settings = _settings(args) if args.brokers else None
+    settings = _settings(args) if args.brokers or args.mentions else None
     episode = write_report(
         args.alert_id,
         args.out,
@@ -291,6 +291,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         brokers=settings.broker_list if settings else None,
         topic=args.topic or (settings.alerts_topic if settings else "crisis-alerts"),
         mentions=args.mentions,
+        scorer=settings.sentiment.scorer() if settings and args.mentions else None,
     )
     print(
         f"wrote {args.out}: {episode.kind} alert {episode.alert_id} for {episode.brand}, "

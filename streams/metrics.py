@@ -95,6 +95,26 @@ class BrandLabels:
         return OTHER
 
 
+class LanguageLabels:
+    """Bounded ``lang`` label values: the first N language codes seen (two or three
+    letters, as detectors and the input's ``lang`` give them), ``und`` when unknown, and
+    ``other`` for the rest."""
+
+    def __init__(self, limit: int = 60) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, lang: str | None) -> str:
+        code = (lang or "und").strip().lower()
+        if code in self._seen:
+            return code
+        valid = len(code) in (2, 3) and code.isascii() and code.isalpha()
+        if valid and len(self._seen) < self._limit:
+            self._seen.add(code)
+            return code
+        return OTHER
+
+
 class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry, settings: MetricsSettings) -> None:
         self.registry = registry
@@ -103,6 +123,14 @@ class WorkerMetrics:
             "crisis_radar_mentions_processed_total",
             "Mention events processed, by outcome (accepted, rejected, late, duplicate).",
             ["stage", "outcome"],
+            registry=registry,
+        )
+        self.language_label = LanguageLabels()
+        self.by_language = Counter(
+            "crisis_radar_mentions_by_language_total",
+            "Accepted mentions by language (given, or detected) and whether a sentiment scorer "
+            "exists for it; unscored mentions count toward volume but not the negative share.",
+            ["lang", "scored"],
             registry=registry,
         )
         self.dead_letters = Counter(
@@ -242,6 +270,10 @@ class WorkerMetrics:
         if event_time > self._last_event.get(label, -math.inf):
             self._last_event[label] = event_time
             self.last_event.labels(brand=label).set(event_time)
+
+    def observe_language(self, lang: str | None, scored: bool) -> None:
+        label = self.language_label(lang)
+        self.by_language.labels(lang=label, scored="true" if scored else "false").inc()
 
     def observe_alert_sent(self, ingested_at: float | None, now: float) -> None:
         """An alert caused by a mention the ingest agent received at ``ingested_at`` was sent."""

@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from config.settings import SentimentSettings
 from detector.errors import ConfigError
 from detector.model import Mention, parse_mention
-from detector.sentiment import NEGATIVE_COMPOUND, SentimentScorer, VaderScorer
+from detector.sentiment import NEGATIVE_COMPOUND, SentimentScorer, score
 from detector.terms import count_terms
 
 # Buckets shown before the onset and after the resolution (or the last event).
@@ -220,7 +221,7 @@ def build_episode(
         for term in event["data"].get("top_terms", []):
             terms[str(term.get("term"))] = max(terms[str(term.get("term"))], int(term["count"]))
     if mentions is not None:
-        _recompute(episode, mentions, scorer or VaderScorer(), samples, terms)
+        _recompute(episode, mentions, scorer or SentimentSettings().scorer(), samples, terms)
     episode.samples = sorted(
         samples.values(),
         key=lambda s: (
@@ -261,11 +262,12 @@ def _recompute(
                 continue
             if not lo <= mention.created_at < hi:
                 continue
-            compound = scorer.compound(mention.text)
+            scored = score(mention, scorer)
+            compound = scored.compound
             index = int(mention.created_at // width)
             bucket = buckets.setdefault(index, Bucket(start=index * width))
             bucket.count += 1
-            if compound <= NEGATIVE_COMPOUND:
+            if scored.negative:
                 bucket.negative += 1
             if episode.onset <= mention.created_at <= end_of_episode:
                 found.append((mention, compound))
