@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -36,6 +36,10 @@ _MAX_GAP_HALFLIVES = 12
 # Finalised bucket volumes kept for the velocity (growth over the last buckets).
 _RECENT_BUCKETS = 3
 _FACTOR_BOUNDS = (0.05, 20.0)
+# Language key of scored mentions whose scorer does not name a language.
+UNKNOWN_LANG = "und"
+# A language whose decayed count falls below this is forgotten (keeps the state bounded).
+_LANG_FORGET = 0.5
 
 
 class Phase(StrEnum):
@@ -140,6 +144,12 @@ def step(
         bucket.count += 1
         bucket.volume += mention_weight(scored)
         bucket.reach += mention.reach
+        if not scored.scored:
+            bucket.unscored += 1
+        else:
+            pair = bucket.langs.setdefault(scored.lang or UNKNOWN_LANG, [0, 0])
+            pair[0] += 1
+            pair[1] += int(scored.negative)
         if scored.negative:
             bucket.negatives += 1
             count_terms(bucket.terms, mention.text, state.brand)
@@ -252,15 +262,20 @@ def tick(state: BrandState, event_time: float, thresholds: Thresholds) -> StepRe
     return StepResult(state, decisions)
 
 
-def _totals(state: BrandState, index: int) -> tuple[float, float, float, float] | None:
-    """(count, negatives, volume, reach) of bucket ``index``, open or recently finalised."""
+def _totals(state: BrandState, index: int) -> tuple[float, float, float, float, float] | None:
+    """(count, negatives, volume, reach, unscored) of bucket ``index``, open or recently
+    finalised."""
     bucket = state.buckets.get(index)
     if bucket is not None:
-        return bucket.count, bucket.negatives, bucket.volume, bucket.reach
+        return bucket.count, bucket.negatives, bucket.volume, bucket.reach, bucket.unscored
     for row in state.recent:
         if int(row[0]) == index:
-            return row[1], row[2], row[3], row[4]
+            return row[1], row[2], row[3], row[4], _row_unscored(row)
     return None
+
+
+def _row_unscored(row: list[float]) -> float:
+    return row[5] if len(row) > 5 else 0.0
 
 
 def _windows(
@@ -277,8 +292,16 @@ def _windows(
         elapsed = 1.0
     baseline = state.baseline
 
+    share = rules.mixed_share(baseline, bucket.langs)
+
     def window(length: int) -> tuple[Window, Expectation]:
-        totals = [float(bucket.count), float(bucket.negatives), bucket.volume, float(bucket.reach)]
+        totals = [
+            float(bucket.count),
+            float(bucket.negatives),
+            bucket.volume,
+            float(bucket.reach),
+            float(bucket.unscored),
+        ]
         here = expectation(baseline, start, t)
         # Only the elapsed part of the bucket has been observed.
         expected = [elapsed * here.count, elapsed * here.volume, elapsed * here.reach]
@@ -293,12 +316,13 @@ def _windows(
             before = expectation(baseline, start - back * t.bucket_seconds, t)
             for i, value in enumerate((before.count, before.volume, before.reach)):
                 expected[i] += weight * value
-        count, negatives, volume, reach = totals
-        return Window(count, negatives, volume, reach, buckets=length), Expectation(
+        count, negatives, volume, reach, unscored = totals
+        window = Window(count, negatives, volume, reach, buckets=length, scored=count - unscored)
+        return window, Expectation(
             count=expected[0],
             volume=expected[1],
             reach=expected[2],
-            negative_share=here.negative_share,
+            negative_share=share,
             spread=baseline.spread(expected[0]),
             season=here.season,
         )
@@ -309,12 +333,14 @@ def _windows(
 def _finalised_window(state: BrandState, whole: Window, length: int) -> Window:
     """A finalised bucket together with the finalised buckets just before it."""
     rows = state.recent[-(length - 1) :] if length > 1 else []
+    count = whole.count + sum(r[1] for r in rows)
     return Window(
-        count=whole.count + sum(r[1] for r in rows),
+        count=count,
         negatives=whole.negatives + sum(r[2] for r in rows),
         volume=whole.volume + sum(r[3] for r in rows),
         reach=whole.reach + sum(r[4] for r in rows),
         buckets=1 + len(rows),
+        scored=whole.judged + sum(r[1] - _row_unscored(r) for r in rows),
     )
 
 
@@ -515,7 +541,10 @@ def _finalise(
     """Judge a bucket that can no longer change, then let the baseline learn from it."""
     start = bucket.index * t.bucket_seconds
     expected = expectation(state.baseline, start, t)
-    whole = Window(bucket.count, bucket.negatives, bucket.volume, bucket.reach)
+    expected = replace(expected, negative_share=rules.mixed_share(state.baseline, bucket.langs))
+    whole = Window(
+        bucket.count, bucket.negatives, bucket.volume, bucket.reach, scored=bucket.scored
+    )
     verdicts: dict[str, Verdict] = {}
     _learn_drift(state.baseline, bucket, t)
     if state.warm(t.warmup_buckets):
@@ -563,6 +592,8 @@ def _finalise(
     state.previous = bucket
     keep = max(_RECENT_BUCKETS, t.long_window_buckets)
     row = [float(bucket.index), bucket.count, bucket.negatives, bucket.volume, bucket.reach]
+    if bucket.unscored:
+        row.append(float(bucket.unscored))
     state.recent = [*state.recent, row][-keep:]
 
 
@@ -593,8 +624,8 @@ def _learn_drift(baseline: Baseline, bucket: Bucket, t: Thresholds) -> None:
     keep = 0.5 ** (1.0 / t.drift_halflife_buckets)
     negatives = float(bucket.negatives)
     if Kind.NEGATIVITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired:
-        negatives = min(negatives, bucket.count * baseline.slow_negative_share)
-    baseline.drift_count = baseline.drift_count * keep + bucket.count
+        negatives = min(negatives, bucket.scored * baseline.slow_negative_share)
+    baseline.drift_count = baseline.drift_count * keep + bucket.scored
     baseline.drift_negatives = baseline.drift_negatives * keep + negatives
 
 
@@ -631,7 +662,11 @@ def _learn(
     if warm and Kind.DROP.value in bucket.fired:
         count = max(count, e - sd)  # a drop under way is not learned either
     scale = count / bucket.count if bucket.count else 0.0
-    negatives = bucket.negatives * scale
+    # The share is the scored mentions'; unscored ones are assumed to be like them.
+    if bucket.scored > 0:
+        negatives = bucket.negatives * bucket.count / bucket.scored * scale
+    else:
+        negatives = count * b.negative_share
     if Kind.NEGATIVITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired:
         negatives = min(negatives, count * b.negative_share)
 
@@ -645,6 +680,7 @@ def _learn(
     b.mean_reach += alpha * (bucket.reach * scale / season - b.mean_reach)
     if bucket.count:
         b.mean_weight += alpha * (bucket.volume / bucket.count - b.mean_weight)
+    _learn_languages(b, bucket, t)
     slow_halflife = t.season_halflife_days * DAY_SECONDS / t.bucket_seconds
     slow = max(1.0 - 0.5 ** (1.0 / slow_halflife), 1.0 / (b.buckets_seen + 1))
     b.slow_count += slow * (count - b.slow_count)
@@ -677,6 +713,31 @@ def _learn(
         if (bucket.index * t.bucket_seconds) % DAY_SECONDS < t.bucket_seconds:
             _normalise(b)
     b.buckets_seen += 1
+
+
+def _learn_languages(b: Baseline, bucket: Bucket, t: Thresholds) -> None:
+    """Fold the bucket's scored mentions per language into decayed sums (the same memory
+    as the level). A bucket in which negativity fired adds each language's negatives only
+    up to that language's expected share, as the overall share does."""
+    if not bucket.langs and not b.langs:
+        return
+    keep = 0.5 ** (1.0 / t.baseline_halflife_buckets)
+    fired = Kind.NEGATIVITY.value in bucket.fired or Kind.CRISIS.value in bucket.fired
+    overall = b.negative_share
+    for lang in sorted(set(b.langs) | set(bucket.langs)):
+        n, count_negative = bucket.langs.get(lang, (0, 0))
+        negatives = float(count_negative)
+        old_n, old_neg = b.langs.get(lang, (0.0, 0.0))
+        if fired and n:
+            own = (old_neg + rules.LANGUAGE_SHARE_PRIOR * overall) / (
+                old_n + rules.LANGUAGE_SHARE_PRIOR
+            )
+            negatives = min(negatives, n * own)
+        new_n = old_n * keep + n
+        if new_n < _LANG_FORGET and n == 0:
+            del b.langs[lang]
+            continue
+        b.langs[lang] = [new_n, old_neg * keep + negatives]
 
 
 def _bounded(factor: float) -> float:

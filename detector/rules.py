@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -42,10 +43,16 @@ class Window:
     volume: float
     reach: float
     buckets: int = 1  # length of the window in buckets
+    scored: float | None = None  # mentions with a sentiment score (None: all of them)
+
+    @property
+    def judged(self) -> float:
+        """Mentions the negative share is taken over: the scored ones."""
+        return self.count if self.scored is None else self.scored
 
     @property
     def negative_share(self) -> float:
-        return self.negatives / self.count if self.count > 0 else 0.0
+        return self.negatives / self.judged if self.judged > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +164,32 @@ def wilson_lower(successes: float, n: float, z: float) -> float:
     return max(0.0, (centre - spread) / (1 + z2 / n))
 
 
+# Pseudo-mentions of the brand's overall share mixed into each language's share, so that
+# a language seen a few times does not get a share of its own from chance.
+LANGUAGE_SHARE_PRIOR = 50.0
+
+
+def mixed_share(baseline: Baseline, langs: Mapping[str, Sequence[float]]) -> float:
+    """The baseline negative share expected of mentions with this language mix
+    (``langs``: lang -> [scored mentions, ...]). Each language's share relative to the
+    brand's (learned from the brand's own history) is weighted by its part of the mix, so
+    a shift towards a language that is normally more negative raises the expectation
+    instead of raising an alert. With the brand's usual mix, or one language, it is the
+    brand's baseline share."""
+    overall = baseline.negative_share
+    total = sum(float(pair[0]) for pair in langs.values())
+    if total <= 0 or len(baseline.langs) < 2 or overall <= 0:
+        return overall
+    learned = {
+        lang: (neg + LANGUAGE_SHARE_PRIOR * overall) / (n + LANGUAGE_SHARE_PRIOR)
+        for lang, (n, neg) in baseline.langs.items()
+    }
+    weight = sum(n for n, _ in baseline.langs.values())
+    usual = sum(n * learned[lang] for lang, (n, _) in baseline.langs.items()) / weight
+    current = sum(float(pair[0]) * learned.get(lang, usual) for lang, pair in langs.items())
+    return min(1.0, overall * (current / total) / usual) if usual > 0 else overall
+
+
 @dataclass(frozen=True, slots=True)
 class ShareBand:
     """The Wilson interval of an observed negative share, and the level its lower end
@@ -184,9 +217,9 @@ def negativity(w: Window, e: Expectation, t: Thresholds) -> Verdict:
     The interval keeps small, partly filled windows from alerting on chance."""
     share = w.negative_share
     p0 = min(max(e.negative_share, _SHARE_FLOOR), _SHARE_CEILING)
-    lower = wilson_lower(w.negatives, w.count, t.negativity_z)
+    lower = wilson_lower(w.negatives, w.judged, t.negativity_z)
     required = p0 + t.negativity_min_delta
-    enough = w.count >= t.negativity_min_count
+    enough = w.judged >= t.negativity_min_count
     fires = enough and share >= t.negativity_min_share and lower >= required
     return Verdict(
         kind=Kind.NEGATIVITY,
@@ -195,6 +228,7 @@ def negativity(w: Window, e: Expectation, t: Thresholds) -> Verdict:
         severity=_severity(lower >= p0 + t.negativity_min_delta * t.critical_multiplier),
         observed={
             "count": round(w.count, 3),
+            "scored": round(w.judged, 3),
             "negative_share": round(share, 4),
             "reach": round(w.reach),
             "window_buckets": w.buckets,

@@ -2,15 +2,26 @@
 
 The stream worker keeps one ``BrandState`` per brand in a table; the core receives it,
 returns a new one, and never keeps references to it between calls.
+
+Serialised form (``to_dict``), version 3: plain JSON values, except the time-of-day
+profile of the baseline (``daily``, ``daily_n``: one entry per slot, 288 with 5-minute
+slots), which is packed as base64 of little-endian float64 / uint32 arrays. The table's
+changelog receives the whole state on every mention, and those two lists were most of
+its encoding and decoding time. Packing is exact (the float64 bits themselves).
+``from_dict`` also reads version 2, where they were JSON lists.
 """
 
 from __future__ import annotations
 
+import binascii
 import math
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-STATE_VERSION = 2
+STATE_VERSION = 3
+# Versions ``from_dict`` reads: 2 differs from 3 only in how the daily profile is written.
+READABLE_VERSIONS = frozenset({2, 3})
 DAY_SECONDS = 86_400
 # 1970-01-01 was a Thursday: weekday (Monday = 0) of epoch day d is (d + 3) % 7.
 _EPOCH_WEEKDAY = 3
@@ -32,10 +43,19 @@ class Bucket:
     samples: list[dict[str, Any]] = field(default_factory=list)
     terms: dict[str, int] = field(default_factory=dict)
     fired: list[str] = field(default_factory=list)
+    # Mentions in a language without a scorer: in the volume, not in the negative share.
+    unscored: int = 0
+    # Scored mentions per language: lang -> [mentions, negatives].
+    langs: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def scored(self) -> int:
+        return self.count - self.unscored
 
     @property
     def negative_share(self) -> float:
-        return self.negatives / self.count if self.count else 0.0
+        """Negative share of the scored mentions."""
+        return self.negatives / self.scored if self.scored > 0 else 0.0
 
     def copy(self) -> Bucket:
         return Bucket(
@@ -47,6 +67,8 @@ class Bucket:
             [dict(s) for s in self.samples],
             dict(self.terms),
             list(self.fired),
+            self.unscored,
+            {lang: list(pair) for lang, pair in self.langs.items()},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +81,8 @@ class Bucket:
             "samples": [dict(s) for s in self.samples],
             "terms": dict(self.terms),
             "fired": list(self.fired),
+            "unscored": self.unscored,
+            "langs": {lang: list(pair) for lang, pair in self.langs.items()},
         }
 
     @classmethod
@@ -72,6 +96,8 @@ class Bucket:
             samples=[dict(s) for s in d["samples"]],
             terms={str(k): int(v) for k, v in d["terms"].items()},
             fired=[str(k) for k in d["fired"]],
+            unscored=int(d.get("unscored", 0)),
+            langs={str(k): [int(v[0]), int(v[1])] for k, v in d.get("langs", {}).items()},
         )
 
 
@@ -94,6 +120,9 @@ class Baseline:
     daily_n: list[int] = field(default_factory=list)
     weekly: list[float] = field(default_factory=lambda: [1.0] * 7)  # factor per weekday
     weekly_n: list[int] = field(default_factory=lambda: [0] * 7)
+    # Per language: decayed sums of scored mentions and of negatives (the language mix and
+    # each language's negative share relative to the brand's).
+    langs: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def negative_share(self) -> float:
@@ -154,6 +183,7 @@ class Baseline:
             list(self.daily_n),
             list(self.weekly),
             list(self.weekly_n),
+            {lang: list(pair) for lang, pair in self.langs.items()},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,10 +198,11 @@ class Baseline:
             "slow_negatives": self.slow_negatives,
             "drift_count": self.drift_count,
             "drift_negatives": self.drift_negatives,
-            "daily": list(self.daily),
-            "daily_n": list(self.daily_n),
+            "daily": pack_floats(self.daily),
+            "daily_n": pack_counts(self.daily_n),
             "weekly": list(self.weekly),
             "weekly_n": list(self.weekly_n),
+            "langs": {lang: list(pair) for lang, pair in self.langs.items()},
         }
 
     @classmethod
@@ -187,11 +218,62 @@ class Baseline:
             slow_negatives=float(d["slow_negatives"]),
             drift_count=float(d["drift_count"]),
             drift_negatives=float(d["drift_negatives"]),
-            daily=[float(x) for x in d["daily"]],
-            daily_n=[int(x) for x in d["daily_n"]],
+            daily=unpack_floats(d["daily"]),
+            daily_n=unpack_counts(d["daily_n"]),
             weekly=[float(x) for x in d["weekly"]],
             weekly_n=[int(x) for x in d["weekly_n"]],
+            langs={str(k): [float(v[0]), float(v[1])] for k, v in d.get("langs", {}).items()},
         )
+
+
+def _to_text(raw: bytes) -> str:
+    return binascii.b2a_base64(raw, newline=False).decode("ascii")
+
+
+def _from_text(packed: Any, item_size: int) -> bytes:
+    if not isinstance(packed, str):
+        raise TypeError(f"expected a packed array (str), got {type(packed).__name__}")
+    try:
+        raw = binascii.a2b_base64(packed, strict_mode=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not a packed array: {exc}") from exc
+    if len(raw) % item_size:
+        raise ValueError(f"a packed array of {len(raw)} bytes is not whole {item_size}-byte items")
+    return raw
+
+
+def pack_floats(values: list[float]) -> str:
+    """Floats as base64 of little-endian float64: exact, and cheap to encode as JSON."""
+    return _to_text(struct.pack(f"<{len(values)}d", *values))
+
+
+def unpack_floats(packed: Any) -> list[float]:
+    """Inverse of ``pack_floats``; also accepts a JSON list of numbers (version 2)."""
+    if isinstance(packed, list):
+        return [float(x) for x in packed]
+    raw = _from_text(packed, 8)
+    values = list(struct.unpack(f"<{len(raw) // 8}d", raw))
+    # A NaN or an infinity makes the sum non-finite; only then (or when huge finite values
+    # overflow the sum) is every value checked.
+    if not math.isfinite(sum(values)) and not all(map(math.isfinite, values)):
+        raise ValueError("packed floats hold a NaN or an infinity")
+    return values
+
+
+def pack_counts(values: list[int]) -> str:
+    """Counts in [0, 2**32) as base64 of little-endian uint32."""
+    try:
+        return _to_text(struct.pack(f"<{len(values)}I", *values))
+    except struct.error as exc:
+        raise ValueError(f"a count is not in [0, 2**32): {exc}") from exc
+
+
+def unpack_counts(packed: Any) -> list[int]:
+    """Inverse of ``pack_counts``; also accepts a JSON list of integers (version 2)."""
+    if isinstance(packed, list):
+        return [int(x) for x in packed]
+    raw = _from_text(packed, 4)
+    return list(struct.unpack(f"<{len(raw) // 4}I", raw))
 
 
 def slot_of(bucket_start: float, slot_seconds: int) -> tuple[int, int]:
@@ -320,7 +402,7 @@ class BrandState:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BrandState:
         version = d.get("v")
-        if version != STATE_VERSION:
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
             raise ValueError(f"unsupported brand state version {version!r}")
         buckets = [Bucket.from_dict(b) for b in d["buckets"]]
         episodes = [Episode.from_dict(e) for e in d["episodes"]]
