@@ -254,7 +254,7 @@ def drift(baseline: Baseline, t: Thresholds) -> Verdict:
     enough = n >= t.negativity_min_count
     return Verdict(
         kind=Kind.NEGATIVITY,
-        fires=enough and share >= t.negativity_min_share and lower >= required,
+        fires=enough and share >= t.drift_min_share and lower >= required,
         recovered=not enough or share - p0 < t.negativity_min_delta * t.recovery_ratio,
         severity=_severity(lower >= p0 + t.negativity_min_delta * t.critical_multiplier),
         observed={

@@ -40,6 +40,9 @@ class Thresholds:
     # Negativity drift: negative share of roughly the last drift_halflife_buckets buckets
     # (exponentially decayed) against the slow baseline share (season_halflife_days).
     drift_halflife_buckets: float = 30.0
+    # The drift window's share floor (its sums hold hundreds of mentions, so a lower floor
+    # than negativity_min_share is still far from chance).
+    drift_min_share: float = 0.3
     # Virality: reach-weighted volume of a window against its expectation.
     virality_min_count: int = 20
     virality_factor: float = 3.0
@@ -165,6 +168,7 @@ def _problems(t: Thresholds) -> list[str]:
         (t.robust_clip_sd > 0, "robust_clip_sd must be > 0"),
         (1 <= t.long_window_buckets <= 1440, "long_window_buckets must be in [1, 1440]"),
         (t.drift_halflife_buckets > 0, "drift_halflife_buckets must be > 0"),
+        (0 < t.drift_min_share <= 1, "drift_min_share must be in (0, 1]"),
         (t.drop_min_expected > 0, "drop_min_expected must be > 0"),
         (0 < t.drop_factor < 1, "drop_factor must be in (0, 1)"),
         (t.drop_z > 0, "drop_z must be > 0"),
