@@ -624,9 +624,9 @@ def test_long_window_catches_a_wave_too_small_for_one_bucket(long_window: int) -
 
 
 @functools.cache
-def _slow_negativity() -> tuple[AlertDecision, ...]:
+def _slow_negativity(t: Thresholds = DEFAULT) -> tuple[AlertDecision, ...]:
     """A brand whose negative share creeps from 10 % to 60 % over four hours."""
-    s = Stream()
+    s = Stream(t)
     s.warm_up()
     for k in range(240):
         s.run(1, 30, 0.1 + 0.5 * k / 240)
@@ -642,10 +642,18 @@ def test_drift_rule_catches_negativity_that_creeps_up() -> None:
     # The bucket rule, whose baseline follows the creep, did not see it; the drift did.
     assert o.statistic["name"] == "wilson_lower_negative_share_drift"
     assert o.statistic["value"] >= o.statistic["threshold"]
-    assert o.observed["negative_share"] >= DEFAULT.negativity_min_share
+    assert o.observed["negative_share"] >= DEFAULT.drift_min_share
     slow_share = o.expected["negative_share"]  # the slow baseline share
     assert slow_share + DEFAULT.negativity_min_delta <= o.observed["negative_share"]
     assert {d.kind for d in decisions} == {"negativity"}
+
+
+def test_the_drift_floor_decides_how_early_a_creep_is_reported() -> None:
+    early = of_kind(list(_slow_negativity()), "negativity")[0]
+    strict = Thresholds(drift_min_share=0.5)
+    late = of_kind(list(_slow_negativity(strict)), "negativity")[0]
+    assert early.observed["negative_share"] < 0.5 <= late.observed["negative_share"]
+    assert early.bucket_start < late.bucket_start
 
 
 # --------------------------------------------------------------------------------------
