@@ -210,15 +210,20 @@ def apply_document(settings: Settings, document: Any, where: str) -> Settings:
     )
 
 
-def _sentiment(section: Any, where: str) -> SentimentSettings:
+def _check_section(section: Any, name: str, known: set[str], where: str) -> None:
+    """A YAML section must be a mapping holding only ``known`` keys."""
     if not isinstance(section, dict):
-        raise ConfigError(f"{where}: sentiment must be a mapping")
-    unknown = set(section) - {"fallback_lang", "brands"}
+        raise ConfigError(f"{where}: {name} must be a mapping")
+    unknown = set(section) - known
     if unknown:
         raise ConfigError(
-            f"{where}: sentiment has unknown key(s) {', '.join(sorted(map(str, unknown)))} "
-            "(known: brands, fallback_lang)"
+            f"{where}: {name} has unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+            f"(known: {', '.join(sorted(known))})"
         )
+
+
+def _sentiment(section: Any, where: str) -> SentimentSettings:
+    _check_section(section, "sentiment", {"fallback_lang", "brands"}, where)
     fallback = section.get("fallback_lang", "en")
     if fallback is not None and (not isinstance(fallback, str) or not fallback.strip()):
         raise ConfigError(f"{where}: sentiment.fallback_lang must be a language code or null")
@@ -244,14 +249,7 @@ def _sentiment(section: Any, where: str) -> SentimentSettings:
 
 
 def _threshold_book(section: Any, where: str) -> ThresholdBook:
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where}: thresholds must be a mapping")
-    unknown = set(section) - {"defaults", "brands"}
-    if unknown:
-        raise ConfigError(
-            f"{where}: thresholds has unknown key(s) {', '.join(sorted(map(str, unknown)))} "
-            "(known: brands, defaults)"
-        )
+    _check_section(section, "thresholds", {"defaults", "brands"}, where)
     defaults = Thresholds.from_mapping(
         section.get("defaults") or {}, where=f"{where}: thresholds.defaults"
     )

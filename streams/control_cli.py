@@ -38,19 +38,22 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register ``thresholds`` and ``plan`` on the top-level subparsers; ``common`` holds
     --brokers and --config."""
     raw = argparse.RawDescriptionHelpFormatter
-    thresholds = commands.add_parser(
+
+    def group(name: str, help_text: str, description: str) -> Any:
+        parser = commands.add_parser(
+            name, help=help_text, description=description, formatter_class=raw
+        )
+        return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    actions = group(
         "thresholds",
-        help="show or change thresholds live, without restarting workers",
-        description=(
-            "Live threshold changes go to the compacted control topic; every worker applies\n"
-            "them within seconds, without a restart. Precedence: built-in defaults < config\n"
-            "file < live '*' (every brand) < live brand. Values are validated before they are\n"
-            "published. Every change is logged by the workers with who made it and when, and\n"
-            "counted in crisis_radar_control_changes_total."
-        ),
-        formatter_class=raw,
+        "show or change thresholds live, without restarting workers",
+        "Live threshold changes go to the compacted control topic; every worker applies\n"
+        "them within seconds, without a restart. Precedence: built-in defaults < config\n"
+        "file < live '*' (every brand) < live brand. Values are validated before they are\n"
+        "published. Every change is logged by the workers with who made it and when, and\n"
+        "counted in crisis_radar_control_changes_total.",
     )
-    actions = thresholds.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser(
         "show",
         parents=[common],
@@ -85,17 +88,13 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     _who(unset)
     unset.set_defaults(handler=cmd_thresholds_unset)
 
-    plan = commands.add_parser(
+    plan_actions = group(
         "plan",
-        help="register expected spikes (launches, TV spots) ahead of time",
-        description=(
-            "A planned event multiplies the brand's expected volume by --expect between --from\n"
-            "and --to: only a surge well beyond the plan alerts, and alerts inside the plan\n"
-            "carry data.planned. The planned surge is not learned as the brand's normal."
-        ),
-        formatter_class=raw,
+        "register expected spikes (launches, TV spots) ahead of time",
+        "A planned event multiplies the brand's expected volume by --expect between --from\n"
+        "and --to: only a surge well beyond the plan alerts, and alerts inside the plan\n"
+        "carry data.planned. The planned surge is not learned as the brand's normal.",
     )
-    plan_actions = plan.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = plan_actions.add_parser(
         "add",
         parents=[common],
