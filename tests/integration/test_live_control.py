@@ -96,6 +96,7 @@ def run(worker: Worker, producer: KafkaProducer) -> Run:
         r.tuned,
         "virality_factor=50",
         "negativity_min_share=0.95",
+        "drift_min_share=0.95",  # the slow drift rule has a floor of its own
         "--by",
         "integration-test",
         "--note",
