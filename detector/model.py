@@ -123,12 +123,26 @@ def _string(obj: dict[str, Any], key: str, *, required: bool, max_chars: int) ->
         raise _Invalid(
             Reason.WRONG_TYPE, f"field '{key}' must be a string, got {type(value).__name__}"
         )
+    _check_text(value, key)
     if required and not value.strip():
         raise _Invalid(Reason.EMPTY_FIELD, f"field '{key}' must not be empty")
     if len(value) > max_chars:
         reason = Reason.FIELD_TOO_LONG
         raise _Invalid(reason, f"field '{key}' has {len(value)} characters, limit {max_chars}")
     return value
+
+
+def _check_text(value: str, where: str) -> None:
+    """JSON can escape a lone UTF-16 surrogate (``"\\ud800"``), which is not text: it
+    cannot be written as UTF-8 (a Kafka key, a metric label, an alert), so it is refused
+    like bytes that are not UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _Invalid(
+            Reason.INVALID_UTF8,
+            f"field '{where}' holds a lone surrogate at character {exc.start}",
+        ) from None
 
 
 def _count(obj: dict[str, Any], key: str, where: str) -> int:
@@ -255,6 +269,8 @@ def _parse(raw: bytes, now: float, limits: Limits) -> Mention:
     author_id = author_obj.get("id")
     if author_id is not None and not isinstance(author_id, str | int):
         raise _Invalid(Reason.WRONG_TYPE, "field 'author.id' must be a string or an integer")
+    if isinstance(author_id, str):
+        _check_text(author_id, "author.id")
     engagement_obj = _section(obj, "engagement")
     return Mention(
         id=mention_id,

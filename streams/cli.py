@@ -26,6 +26,7 @@ from streams.kafka_util import (
     free_port,
     port_open,
     stop_process,
+    watch_brokers,
 )
 from streams.simulator import MentionSimulator
 
@@ -353,13 +354,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not args.no_create_topics:
         from streams.control_cli import ensure_control_topic
 
-        ensure_topics(settings.broker_list, topic_plan(settings), timeout=120)
+        # Waits for a broker to answer (for ever), saying so in the log meanwhile.
+        ensure_topics(settings.broker_list, topic_plan(settings), timeout=None)
         ensure_control_topic(settings.broker_list, settings.control_topic, timeout=120)
     import faust  # imported late: `crisis-radar --help` stays fast
 
     from streams.app import create_app
 
     radar = create_app(settings)
+    watch_brokers(radar.app, settings.broker_list)
     log.info(
         "worker %s: brokers %s, metrics on http://%s:%s/metrics",
         settings.app_id,

@@ -8,11 +8,12 @@ import logging
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -132,10 +133,172 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int
     return process.returncode
 
 
-def ensure_topics(brokers: Iterable[str], topics: dict[str, int], timeout: float = 30.0) -> None:
-    """Create the topics that do not exist yet (name -> partitions)."""
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.strip().rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+# ApiVersions v0 (API key 18): the smallest request every Kafka-protocol broker answers.
+_PROBE_CORRELATION_ID = 0x63726164
+_PROBE_CLIENT_ID = b"crisis-radar-probe"
+_PROBE_REQUEST = struct.pack(
+    f">ihhih{len(_PROBE_CLIENT_ID)}s",
+    2 + 2 + 4 + 2 + len(_PROBE_CLIENT_ID),
+    18,
+    0,
+    _PROBE_CORRELATION_ID,
+    len(_PROBE_CLIENT_ID),
+    _PROBE_CLIENT_ID,
+)
+
+
+def probe_broker(address: str, timeout: float = 3.0) -> str | None:
+    """Ask the broker at HOST:PORT for its API versions. None when it answers within
+    ``timeout``; otherwise a short reason ("connection refused", "no answer within 3 s").
+    A stopped or hung broker still accepts connections (the kernel does), so only an
+    answer counts."""
+    try:
+        host, port = split_address(address)
+    except ValueError:
+        return f"{address!r} is not HOST:PORT"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(_PROBE_REQUEST)
+            header = _read_exactly(sock, 8)
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except ConnectionRefusedError:
+        return "connection refused"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if header is None:
+        return "connection closed without an answer"
+    _, correlation_id = struct.unpack(">ii", header)
+    if correlation_id != _PROBE_CORRELATION_ID:
+        return "an answer that is not Kafka's"
+    return None
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+class BrokerWatch:
+    """Tells, in the log, when none of the brokers answers and when one answers again.
+
+    ``check()`` probes the brokers (one answering is enough) and logs on each change:
+    an error when they stop answering, a reminder every ``remind_every`` seconds while
+    they stay silent, and how long the silence lasted once one answers again. Meanwhile
+    the Kafka clients retry by themselves: the worker resumes without a restart."""
+
+    def __init__(
+        self,
+        brokers: Iterable[str],
+        timeout: float = 3.0,
+        remind_every: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        probe: Callable[[str, float], str | None] = probe_broker,
+        logger: logging.Logger = log,
+    ) -> None:
+        self.brokers = [b.strip() for b in brokers if b.strip()]
+        self.timeout = timeout
+        self.remind_every = remind_every
+        self.clock = clock
+        self.probe = probe
+        self.log = logger
+        self.silent_since: float | None = None
+        self.next_reminder = 0.0
+        self.last_reason = ""
+
+    @property
+    def names(self) -> str:
+        return ",".join(self.brokers)
+
+    def check(self) -> bool:
+        """Probe once; return whether a broker answered."""
+        reasons = []
+        for broker in self.brokers:
+            reason = self.probe(broker, self.timeout)
+            if reason is None:
+                self._answered()
+                return True
+            reasons.append(f"{broker}: {reason}")
+        self._silent("; ".join(reasons))
+        return False
+
+    def _answered(self) -> None:
+        if self.silent_since is not None:
+            self.log.warning(
+                "Kafka at %s answers again after %.0f s without an answer; processing "
+                "resumes where it stopped",
+                self.names,
+                self.clock() - self.silent_since,
+            )
+        self.silent_since = None
+
+    def _silent(self, reason: str) -> None:
+        now = self.clock()
+        self.last_reason = reason
+        if self.silent_since is None:
+            self.silent_since = now
+            self.next_reminder = now + self.remind_every
+            self.log.error(
+                "Kafka at %s does not answer (%s); waiting for it: nothing is consumed or "
+                "committed meanwhile, and work resumes where it stopped",
+                self.names,
+                reason,
+            )
+        elif now >= self.next_reminder:
+            self.next_reminder = now + self.remind_every
+            self.log.error(
+                "Kafka at %s still does not answer after %.0f s (%s)",
+                self.names,
+                now - self.silent_since,
+                reason,
+            )
+
+    def wait(self, timeout: float | None = None, interval: float = 1.0) -> None:
+        """Block until a broker answers; TimeoutError after ``timeout`` seconds (None:
+        wait for ever)."""
+        deadline = None if timeout is None else self.clock() + timeout
+        while not self.check():
+            if deadline is not None and self.clock() >= deadline:
+                raise TimeoutError(
+                    f"Kafka at {self.names} did not answer within {timeout:.0f} s "
+                    f"({self.last_reason})"
+                )
+            time.sleep(interval)
+
+
+def watch_brokers(app: Any, brokers: Iterable[str], interval: float = 5.0) -> BrokerWatch:
+    """Probe the brokers every ``interval`` seconds from a timer of the Faust ``app`` (in
+    a thread, so that the event loop never waits on a probe) and log their silences."""
+    import asyncio
+
+    watch = BrokerWatch(brokers)
+
+    @app.timer(interval)
+    async def _watch_brokers() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, watch.check)
+
+    return watch
+
+
+def ensure_topics(
+    brokers: Iterable[str], topics: dict[str, int], timeout: float | None = 30.0
+) -> None:
+    """Create the topics that do not exist yet (name -> partitions). Waits for a broker
+    to answer first, saying so in the log (``timeout`` None: for ever)."""
     servers = list(brokers)
-    deadline = time.monotonic() + timeout
+    BrokerWatch(servers).wait(timeout)
+    deadline = time.monotonic() + (30.0 if timeout is None else timeout)
     while True:
         try:
             admin = KafkaAdminClient(

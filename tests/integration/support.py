@@ -3,11 +3,18 @@ readers and mention streams. Everything here talks to real processes over real s
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
+import os
+import re
+import signal
 import subprocess
+import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +23,11 @@ from typing import Any, TypeVar
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.settings import Settings
+from config.settings import Settings, load_settings
+from detector import alerts
+from detector.replay import Replayer
+from streams.app import STATE_TABLE
+from streams.kafka_util import EMBEDDED_ENV, EmbeddedBroker, free_port
 
 T = TypeVar("T")
 
@@ -324,3 +335,382 @@ def first(events: Iterable[dict[str, Any]], kind: str, phase: str) -> dict[str, 
 
 def iso_to_epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
+
+
+# --- workers of their own: crash, rebalance and broker-trouble tests -------------------------
+# These tests kill, stop and restart workers, so they never touch the session worker: each
+# starts its own worker processes with an app id (consumer group, table changelog) and
+# topics of its own.
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What the workers of one test share: brokers, app id, topics, detection settings."""
+
+    brokers: str
+    app_id: str
+    config_file: Path
+    run_dir: Path
+    partitions: int = 4
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def fresh(
+        cls,
+        brokers: str,
+        run_dir: Path,
+        config_file: Path,
+        name: str,
+        partitions: int = 4,
+        **extra_env: str,
+    ) -> Deployment:
+        tag = f"{name}-{uuid.uuid4().hex[:8]}"
+        env = {
+            "CRISIS_RADAR_MENTIONS_TOPIC": f"mentions-{tag}",
+            "CRISIS_RADAR_ALERTS_TOPIC": f"alerts-{tag}",
+            "CRISIS_RADAR_DEAD_LETTER_TOPIC": f"dead-letter-{tag}",
+            "CRISIS_RADAR_CONTROL_TOPIC": f"control-{tag}",
+            **extra_env,
+        }
+        return cls(
+            brokers=brokers,
+            app_id=f"crisis-radar-{tag}",
+            config_file=config_file,
+            run_dir=run_dir,
+            partitions=partitions,
+            extra_env=tuple(sorted(env.items())),
+        )
+
+    def env(self, port: int, data_dir: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRISIS_RADAR_")}
+        env.update(EMBEDDED_ENV)
+        env.update(
+            {
+                "CRISIS_RADAR_BROKERS": self.brokers,
+                "CRISIS_RADAR_APP_ID": self.app_id,
+                "CRISIS_RADAR_WEB_PORT": str(port),
+                "CRISIS_RADAR_DATA_DIR": str(data_dir),
+                "CRISIS_RADAR_CONFIG_FILE": str(self.config_file),
+                "CRISIS_RADAR_PARTITIONS": str(self.partitions),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(dict(self.extra_env))
+        return env
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(self.env(0, self.run_dir / "data"))
+
+    @property
+    def broker_list(self) -> list[str]:
+        return self.settings.broker_list
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.app_id}-{STATE_TABLE}-changelog"
+
+    def start_worker(self, name: str) -> Worker:
+        """Start ``crisis-radar worker`` in a process group of its own; returns at once
+        (wait for readiness with ``worker.wait``)."""
+        port = free_port()
+        log_path = self.run_dir / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = self.env(port, self.run_dir / f"{name}-data")
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return Worker(process=process, port=port, log_path=log_path, settings=load_settings(env))
+
+
+def kill_worker(worker: Worker, sig: int = signal.SIGKILL, timeout: float = 60.0) -> int:
+    """Send ``sig`` to the worker's process group and wait for it to exit."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.process.pid, sig)
+    return worker.process.wait(timeout)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def processed(worker: Worker, stage: str = "detect") -> float:
+    """Mentions one stage of this worker process has finished with, whatever the outcome
+    (0 while /metrics does not answer)."""
+    try:
+        metrics = worker.metrics()
+    except (OSError, ValueError):
+        return 0.0
+    return metrics.total("crisis_radar_mentions_processed_total", stage=stage)
+
+
+def read_all(brokers: list[str], topic: str, timeout: float = 60.0) -> list[Any]:
+    """Every record of ``topic``, read to the end of each partition."""
+    log = TopicLog(brokers, topic)
+    try:
+        log.read_to_end(timeout)
+        return list(log.records)
+    finally:
+        log.close()
+
+
+def latest_states(records: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """The last state per brand in the records of the brand-state changelog, with the
+    changelog partition it was written to under ``"_partition"``."""
+    states: dict[str, dict[str, Any]] = {}
+    for record in records:
+        brand = json.loads(record.key)
+        if record.value is None:
+            states.pop(brand, None)
+            continue
+        states[brand] = {**json.loads(record.value), "_partition": record.partition}
+    return states
+
+
+def state_partitions(records: Iterable[Any]) -> dict[str, set[int]]:
+    """Every changelog partition each brand's state was ever written to."""
+    partitions: dict[str, set[int]] = {}
+    for record in records:
+        partitions.setdefault(json.loads(record.key), set()).add(record.partition)
+    return partitions
+
+
+def offline_replay(
+    values: Iterable[bytes], settings: Settings
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The alert events the offline replay (the backtest's path through the same core)
+    emits for these raw mention values, in order, and every brand's final state."""
+    # The worker's own scorer, as the backtest uses it.
+    scorer = settings.sentiment.scorer()
+    replayer = Replayer(settings.thresholds, scorer, settings.limits, now=time.time())
+    events = []
+    for value in values:
+        for decision in replayer.feed(value):
+            events.append(alerts.to_event(decision, settings.alert_source))
+    return events, {brand: state.to_dict() for brand, state in replayer.states.items()}
+
+
+def reference_events(values: Iterable[bytes], settings: Settings) -> list[dict[str, Any]]:
+    return offline_replay(values, settings)[0]
+
+
+def decode_events(records: Iterable[Any]) -> list[dict[str, Any]]:
+    return [json.loads(record.value) for record in records]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a consumer of the alert topic sees: events, how many (source, id) pairs came
+    more than once, and how many of those repeats differ from the first copy."""
+
+    events: list[dict[str, Any]]
+    unique: dict[tuple[str, str], dict[str, Any]]
+    duplicates: int
+    differing: list[tuple[str, list[str]]]  # (id, top-level keys that differ)
+    opened_twice: list[str]
+
+    @classmethod
+    def of(cls, events: list[dict[str, Any]]) -> Delivery:
+        unique: dict[tuple[str, str], dict[str, Any]] = {}
+        duplicates, differing = 0, []
+        for event in events:
+            key = (event["source"], event["id"])
+            if key not in unique:
+                unique[key] = event
+                continue
+            duplicates += 1
+            if event != unique[key]:
+                changed = sorted(
+                    k for k in set(event) | set(unique[key]) if event.get(k) != unique[key].get(k)
+                )
+                differing.append((event["id"], changed))
+        opened = collections.Counter(
+            e["data"]["alert_id"] for e in events if e["data"]["phase"] == "opened"
+        )
+        return cls(
+            events=events,
+            unique=unique,
+            duplicates=duplicates,
+            differing=differing,
+            opened_twice=sorted(a for a, n in opened.items() if n > 1),
+        )
+
+    @property
+    def ids(self) -> set[str]:
+        return {event_id for _, event_id in self.unique}
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def own_broker(log_path: Path) -> Iterator[EmbeddedBroker]:
+    """An embedded broker of the test's own, stopped afterwards."""
+    broker = EmbeddedBroker(log_path=log_path).start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def alert_log_lines(worker: Worker) -> int:
+    """How many alert events this worker has logged as sent."""
+    try:
+        text = worker.log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return 0
+    return len(re.findall(r"\] alert \w+ (?:opened|escalated|resolved) ", text))
+
+
+class Progress:
+    """The alert topic and the brand-state changelog of a deployment, read as they grow:
+    whether every expected alert event is out and every mention counted in state."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.alerts = TopicLog(deployment.broker_list, deployment.settings.alerts_topic)
+        self.changelog = TopicLog(deployment.broker_list, deployment.changelog_topic)
+
+    def poll(self) -> None:
+        self.alerts.poll()
+        self.changelog.poll()
+
+    def seen(self) -> set[str]:
+        return {e["id"] for e in decode_events(self.alerts.records)}
+
+    def counted(self, brands: Iterable[str]) -> dict[str, int | None]:
+        states = latest_states(self.changelog.records)
+        return {b: states.get(b, {}).get("mentions") for b in brands}
+
+    def complete(self, expected_ids: set[str], sent: dict[str, int]) -> bool:
+        self.poll()
+        return expected_ids <= self.seen() and self.counted(sent) == sent
+
+    def missing(self, expected_ids: set[str], sent: dict[str, int]) -> str:
+        return (
+            f"alert events missing {sorted(expected_ids - self.seen())}; mentions counted "
+            f"{self.counted(sent)}, sent {sent}"
+        )
+
+    def close(self) -> None:
+        self.alerts.close()
+        self.changelog.close()
+
+
+def read_count(brokers: list[str], topic: str, count: int, timeout: float = 60.0) -> list[Any]:
+    """The first ``count`` records of ``topic``, for a topic written by other producers
+    (multi-record batches: the embedded broker's end offsets are wrong there)."""
+    log = TopicLog(brokers, topic)
+    try:
+        deadline = time.monotonic() + timeout
+        while len(log.records) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"read {len(log.records)} of {count} records of {topic}")
+            log.poll()
+        return list(log.records)
+    finally:
+        log.close()
+
+
+class Quiet:
+    """How long a value has not changed."""
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+        self.since = time.monotonic()
+
+    def for_seconds(self, value: float) -> float:
+        if value != self.value:
+            self.value, self.since = value, time.monotonic()
+        return time.monotonic() - self.since
+
+
+SKIPPED = re.compile(
+    r"(?:ingest|detect): offsets (?P<first>\d+) to (?P<last>\d+) of "
+    r"(?P<topic>\S+)/(?P<partition>\d+) were not handed out"
+)
+
+
+def skipped_mentions(deployment: Deployment, input_records: int) -> dict[str, int]:
+    """Per brand, the mentions among the offsets the deployment's workers logged as not
+    handed out by the consumer (``SkippedOffsets`` in streams/app.py; docs/delivery.md)."""
+    settings = deployment.settings
+    ranges = []
+    for path in sorted(deployment.run_dir.glob("*.log")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for m in SKIPPED.finditer(text):
+            ranges.append((m["topic"], int(m["partition"]), int(m["first"]), int(m["last"])))
+    if not ranges:
+        return {}
+    brand_at = {
+        (r.partition, r.offset): json.loads(r.value)["brand"]
+        for r in read_count(deployment.broker_list, settings.mentions_topic, input_records)
+    }
+    scored_at = {
+        (r.partition, r.offset): tuple(json.loads(r.value)["source_position"])
+        for r in read_all(deployment.broker_list, settings.scored_topic)
+    }
+    positions = set()
+    for topic, partition, first_offset, last_offset in ranges:
+        for offset in range(first_offset, last_offset + 1):
+            if topic == settings.mentions_topic:
+                positions.add((partition, offset))
+            elif (partition, offset) in scored_at:
+                positions.add(scored_at[(partition, offset)])
+    counts: dict[str, int] = {}
+    for position in positions:
+        if position in brand_at:
+            counts[brand_at[position]] = counts.get(brand_at[position], 0) + 1
+    return counts
+
+
+def assert_outcome(
+    delivery: Delivery,
+    expected: list[dict[str, Any]],
+    states: dict[str, dict[str, Any]],
+    sent: dict[str, int],
+    skipped: dict[str, int],
+    reference_states: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, int]:
+    """Check a deployment's outcome against the offline replay of its input; return the
+    mentions missing from each brand's state (brands that lost none left out).
+
+    No mention counted twice, none missing but those the consumer never handed out
+    (``skipped``), none late; repeated alert events exact; and for every brand that lost
+    nothing: the replay's alert events (but for ``time``: which mention or clock tick
+    finalised a bucket depends on how brands share partitions), no other, and its
+    baseline."""
+    lost = {b: n - states.get(b, {}).get("mentions", 0) for b, n in sent.items()}
+    assert all(n >= 0 for n in lost.values()), f"mentions counted twice: {lost}"
+    unexplained = {b: n for b, n in lost.items() if n > skipped.get(b, 0)}
+    assert not unexplained, f"mentions lost {lost}, of which skipped by the consumer {skipped}"
+    assert all(s["late"] == 0 for s in states.values())
+    assert delivery.differing == [], delivery.differing
+    whole = {b for b, n in lost.items() if n == 0}
+    wanted = {e["id"]: e for e in expected if e["data"]["brand"] in whole}
+    got = {i: e for (_, i), e in delivery.unique.items() if e["data"]["brand"] in whole}
+    assert set(got) == set(wanted), (
+        f"missing {sorted(set(wanted) - set(got))}, extra {sorted(set(got) - set(wanted))}"
+    )
+    for event_id, event in got.items():
+        assert {**event, "time": None} == {**wanted[event_id], "time": None}, event_id
+    if reference_states is not None:
+        for brand in whole:
+            assert states[brand]["baseline"] == reference_states[brand]["baseline"], brand
+    return {b: n for b, n in lost.items() if n}

@@ -158,7 +158,7 @@ def test_a_live_threshold_change_applies_without_a_restart(
     assert shown.returncode == 0, shown.stderr
     line = next(x for x in shown.stdout.splitlines() if x.strip().startswith("virality_factor"))
     assert "50.0" in line and f"live ({run.tuned}) by integration-test" in line
-    assert worker.metrics().get("crisis_radar_live_threshold_overrides", scope=run.tuned) == 2
+    assert worker.metrics().get("crisis_radar_live_threshold_overrides", scope=run.tuned) == 3
     listing = cli(worker, "thresholds", "show")
     assert f"{run.tuned}: set by integration-test" in listing.stdout
     assert "(too noisy)" in listing.stdout
