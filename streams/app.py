@@ -10,6 +10,7 @@ the table, and sends alert events.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import time
@@ -23,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from config.settings import Settings
 from detector import alerts
 from detector.core import AlertDecision, Outcome, Position, bucket_of, step, tick
-from detector.model import Rejection, parse_mention
+from detector.model import Rejection, admit_brand, parse_mention
 from detector.sentiment import SentimentScorer, from_wire, score, to_wire
 from detector.state import BrandState
 from streams import control
@@ -111,7 +112,9 @@ def create_app(
     )
     writes = ChangelogWrites(table)
 
-    async def dead_letter(message: Any, raw_value: bytes, reason: str, detail: str) -> None:
+    async def dead_letter(
+        message: Any, raw_value: bytes, reason: str, detail: str, source: str | None = None
+    ) -> None:
         # An event over the size limit is kept in part, so that the dead letter itself
         # stays sendable; its full size is in a header.
         kept = raw_value[: settings.limits.max_event_bytes]
@@ -120,7 +123,7 @@ def create_app(
             ("crisis-radar-detail", detail.encode("utf-8", "replace")[:1000]),
             (
                 "crisis-radar-source",
-                f"{message.topic}/{message.partition}/{message.offset}".encode(),
+                (source or f"{message.topic}/{message.partition}/{message.offset}").encode(),
             ),
             ("crisis-radar-original-bytes", str(len(raw_value)).encode()),
         ]
@@ -202,9 +205,24 @@ def create_app(
                 await dead_letter(message, repr(event.value).encode(), "corrupt_internal", str(exc))
                 continue
             brand = scored.mention.brand
-            thresholds = live.for_brand(brand)
-            state = _load_state(table.get(brand), brand)
+            stored = table.get(brand)
             position = _source_position(event.value) or Position(message.partition, message.offset)
+            refused = admit_brand(stored is not None, len(table), settings.limits)
+            if refused is not None:
+                # The mention as decoded; its original bytes stay at the source position.
+                metrics.mentions.labels(stage="detect", outcome="rejected").inc()
+                source = f"{settings.mentions_topic}/{position.partition}/{position.offset}"
+                log.warning("dead-lettered %s: %s", source, refused)
+                await dead_letter(
+                    message,
+                    json.dumps(event.value).encode(),
+                    refused.reason.value,
+                    refused.detail,
+                    source,
+                )
+                continue
+            thresholds = live.for_brand(brand)
+            state = _load_state(stored, brand)
             result = step(state, scored, thresholds, position)
             metrics.mentions.labels(stage="detect", outcome=result.outcome.value).inc()
             if result.outcome is Outcome.DUPLICATE:
