@@ -29,6 +29,7 @@ from detector.sentiment import SentimentScorer, from_wire, score, to_wire
 from detector.state import BrandState
 from streams import control
 from streams.control import LiveConfig
+from streams.kafka_util import read_offsets
 from streams.metrics import WorkerMetrics
 
 log = logging.getLogger("crisis_radar.worker")
@@ -128,42 +129,87 @@ def create_app(
             ("crisis-radar-original-bytes", str(len(raw_value)).encode()),
         ]
         try:
-            await dead_letter_topic.send(key=message.key, value=kept, headers=headers)
+            sent = await dead_letter_topic.send(key=message.key, value=kept, headers=headers)
+            await sent  # on the broker before the offset can be committed, as in ingest
         except Exception as exc:  # noqa: BLE001 - never let a dead letter stop the agent
             metrics.mentions.labels(stage="ingest", outcome="dead_letter_failed").inc()
             log.error("could not dead-letter %s: %r", headers[2][1].decode(), exc)
             return
         metrics.dead_letters.labels(reason=reason).inc()
 
+    async def ingest_one(message: Any, raw_value: bytes) -> None:
+        received = time.time()
+        parsed = parse_mention(raw_value, now=received, limits=settings.limits)
+        if isinstance(parsed, Rejection):
+            metrics.mentions.labels(stage="ingest", outcome="rejected").inc()
+            log.warning(
+                "dead-lettered %s/%s/%s: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                parsed,
+            )
+            await dead_letter(message, raw_value, parsed.reason.value, parsed.detail)
+            return
+        scored = score(parsed, scorer)
+        metrics.observe_language(scored.lang, scored.scored)
+        wire = to_wire(scored)
+        wire[INGESTED_AT] = received
+        # Where the mention was read: a replay of this agent after a crash forwards it
+        # again at a new offset of the scored topic, but with the same source position.
+        wire[SOURCE_POSITION] = [message.partition, message.offset]
+        sent = await scored_topic.send(key=parsed.brand.encode(), value=wire)
+        # The mention's offset becomes committable once the agent moves on, and Faust's
+        # flush before a commit may give up early (see ``ChangelogWrites``): without this
+        # wait, a crash could lose a forwarded mention still in the producer's buffer.
+        await sent
+        metrics.mentions.labels(stage="ingest", outcome="accepted").inc()
+
+    async def fill_gap(agent: str, gap: Gap, handle: Callable[[Any], Awaitable[None]]) -> None:
+        """Hands the records of a gap the consumer left (see ``SkippedOffsets``) to the
+        agent, read directly from the broker, before the record that revealed it."""
+        try:
+            records = await read_offsets(
+                settings.broker_list, gap.topic, gap.partition, gap.first, gap.last
+            )
+        except Exception as exc:  # noqa: BLE001 - the loss is reported, the agent goes on
+            metrics.consumer_gaps.labels(agent=agent, outcome="lost").inc(gap.size)
+            log.error(
+                "%s: offsets %d to %d of %s/%d could not be read again (%r); records among "
+                "them are lost (see docs/delivery.md)",
+                agent,
+                gap.first,
+                gap.last,
+                gap.topic,
+                gap.partition,
+                exc,
+            )
+            return
+        for record in records:
+            await handle(record)
+        metrics.consumer_gaps.labels(agent=agent, outcome="read_again").inc(len(records))
+        log.warning(
+            "%s: read %d records of offsets %d to %d of %s/%d again directly",
+            agent,
+            len(records),
+            gap.first,
+            gap.last,
+            gap.topic,
+            gap.partition,
+        )
+
+    async def ingest_record(record: Any) -> None:
+        await ingest_one(record, record.value if isinstance(record.value, bytes) else b"")
+
     @app.agent(mentions_topic, concurrency=1)
     async def ingest(stream: Any) -> None:
         skipped = SkippedOffsets(app, "ingest")
         async for event in stream.events():
-            skipped.check(event)
-            message = event.message
-            received = time.time()
+            gap = skipped.check(event)
+            if gap is not None:
+                await fill_gap("ingest", gap, ingest_record)
             raw_value = event.value if isinstance(event.value, bytes) else b""
-            parsed = parse_mention(raw_value, now=received, limits=settings.limits)
-            if isinstance(parsed, Rejection):
-                metrics.mentions.labels(stage="ingest", outcome="rejected").inc()
-                log.warning(
-                    "dead-lettered %s/%s/%s: %s",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    parsed,
-                )
-                await dead_letter(message, raw_value, parsed.reason.value, parsed.detail)
-                continue
-            scored = score(parsed, scorer)
-            metrics.observe_language(scored.lang, scored.scored)
-            wire = to_wire(scored)
-            wire[INGESTED_AT] = received
-            # Where the mention was read: a replay of this agent after a crash forwards it
-            # again at a new offset of the scored topic, but with the same source position.
-            wire[SOURCE_POSITION] = [message.partition, message.offset]
-            await scored_topic.send(key=parsed.brand.encode(), value=wire)
-            metrics.mentions.labels(stage="ingest", outcome="accepted").inc()
+            await ingest_one(event.message, raw_value)
 
     live = LiveConfig(settings.thresholds)
     control_ready = asyncio.Event()
@@ -190,52 +236,63 @@ def create_app(
                 CONTROL_START_TIMEOUT,
             )
 
+    async def detect_one(message: Any, value: Any) -> None:
+        try:
+            scored = from_wire(value)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            metrics.mentions.labels(stage="detect", outcome="corrupt").inc()
+            log.error("unreadable record on %s: %r", message.topic, exc)
+            await dead_letter(message, repr(value).encode(), "corrupt_internal", str(exc))
+            return
+        brand = scored.mention.brand
+        stored = table.get(brand)
+        position = _source_position(value) or Position(message.partition, message.offset)
+        refused = admit_brand(stored is not None, len(table), settings.limits)
+        if refused is not None:
+            # The mention as decoded; its original bytes stay at the source position.
+            metrics.mentions.labels(stage="detect", outcome="rejected").inc()
+            source = f"{settings.mentions_topic}/{position.partition}/{position.offset}"
+            log.warning("dead-lettered %s: %s", source, refused)
+            await dead_letter(
+                message,
+                json.dumps(value).encode(),
+                refused.reason.value,
+                refused.detail,
+                source,
+            )
+            return
+        thresholds = live.for_brand(brand)
+        state = _load_state(stored, brand)
+        result = step(state, scored, thresholds, position)
+        metrics.mentions.labels(stage="detect", outcome=result.outcome.value).inc()
+        if result.outcome is Outcome.DUPLICATE:
+            return
+        metrics.observe_judged(brand, scored.mention.created_at, time.time())
+        # Alerts first, state second: see ``emit``.
+        await emit(brand, result.decisions, _ingested_at(value))
+        table[brand] = result.state.to_dict()
+        metrics.observe_state(result.state, thresholds)
+        await clocks.advance(message.partition, brand, scored.mention.created_at)
+        # The event is acknowledged (and its offset becomes committable) only once
+        # the states it wrote are on the broker: see ``ChangelogWrites``.
+        await writes.delivered()
+
+    async def detect_record(record: Any) -> None:
+        try:
+            value = json.loads(record.value)
+        except (TypeError, ValueError):
+            value = record.value
+        await detect_one(record, value)
+
     @app.agent(scored_topic, concurrency=1)
     async def detect(stream: Any) -> None:
         await control_read()
         skipped = SkippedOffsets(app, "detect")
         async for event in stream.events():
-            skipped.check(event)
-            message = event.message
-            try:
-                scored = from_wire(event.value)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                metrics.mentions.labels(stage="detect", outcome="corrupt").inc()
-                log.error("unreadable record on %s: %r", message.topic, exc)
-                await dead_letter(message, repr(event.value).encode(), "corrupt_internal", str(exc))
-                continue
-            brand = scored.mention.brand
-            stored = table.get(brand)
-            position = _source_position(event.value) or Position(message.partition, message.offset)
-            refused = admit_brand(stored is not None, len(table), settings.limits)
-            if refused is not None:
-                # The mention as decoded; its original bytes stay at the source position.
-                metrics.mentions.labels(stage="detect", outcome="rejected").inc()
-                source = f"{settings.mentions_topic}/{position.partition}/{position.offset}"
-                log.warning("dead-lettered %s: %s", source, refused)
-                await dead_letter(
-                    message,
-                    json.dumps(event.value).encode(),
-                    refused.reason.value,
-                    refused.detail,
-                    source,
-                )
-                continue
-            thresholds = live.for_brand(brand)
-            state = _load_state(stored, brand)
-            result = step(state, scored, thresholds, position)
-            metrics.mentions.labels(stage="detect", outcome=result.outcome.value).inc()
-            if result.outcome is Outcome.DUPLICATE:
-                continue
-            metrics.observe_judged(brand, scored.mention.created_at, time.time())
-            # Alerts first, state second: see ``emit``.
-            await emit(brand, result.decisions, _ingested_at(event.value))
-            table[brand] = result.state.to_dict()
-            metrics.observe_state(result.state, thresholds)
-            await clocks.advance(message.partition, brand, scored.mention.created_at)
-            # The event is acknowledged (and its offset becomes committable) only once
-            # the states it wrote are on the broker: see ``ChangelogWrites``.
-            await writes.delivered()
+            gap = skipped.check(event)
+            if gap is not None:
+                await fill_gap("detect", gap, detect_record)
+            await detect_one(event.message, event.value)
 
     async def emit(
         brand: str, decisions: list[AlertDecision], ingested_at: float | None = None
@@ -295,17 +352,32 @@ def create_app(
     )
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Offsets ``first`` to ``last`` of a partition that the consumer did not hand out."""
+
+    topic: str
+    partition: int
+    first: int
+    last: int
+
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
+
+
 class SkippedOffsets:
-    """Says in the log when a partition's records reach an agent with offsets left out.
+    """Finds the offsets the consumer leaves out of a partition's records.
 
     faust-streaming 0.15.3 can leave records out: when flow control or the consumer
     generation changes while it hands out a fetched batch (seen at the end of table
     recovery, as a worker starts), it drops the rest of the batch without reading it
     again, and counts the dropped offsets as a gap that commits may pass. Such records
-    are lost unless a restart reads them again, and then the detect agent takes them for
-    replays (their offsets are below ones already applied). The agents cannot safely make
-    the consumer read them again, so this only makes the loss visible. Offsets also go
-    missing without records being lost (compaction, transaction markers)."""
+    would be lost: a restart does not read them again either once the commit passed
+    them. ``check`` returns the gap, which the agent then reads directly from the broker
+    and handles before the record that revealed it, so the records of the partition are
+    still handled in order. Offsets also go missing without records being lost
+    (compaction, transaction markers): reading them again finds nothing."""
 
     def __init__(self, app: faust.App, name: str) -> None:
         self.app = app
@@ -313,25 +385,28 @@ class SkippedOffsets:
         self.generation: int | None = None
         self.expected: dict[Any, int] = {}  # TP -> next offset
 
-    def check(self, event: Any) -> None:
+    def check(self, event: Any) -> Gap | None:
         message = event.message
         tp, offset = message.tp, message.offset
         if self.app.consumer_generation_id != self.generation:
             self.generation = self.app.consumer_generation_id
             self.expected.clear()  # a new assignment starts at the committed offsets
         expected = self.expected.get(tp)
+        gap = None
         if expected is not None and offset > expected:
+            gap = Gap(tp.topic, tp.partition, expected, offset - 1)
             log.error(
                 "%s: offsets %d to %d of %s/%d were not handed out by the consumer; "
-                "records among them are lost (see docs/delivery.md)",
+                "reading them again directly (see docs/delivery.md)",
                 self.name,
-                expected,
-                offset - 1,
-                tp.topic,
-                tp.partition,
+                gap.first,
+                gap.last,
+                gap.topic,
+                gap.partition,
             )
         if expected is None or offset >= expected:
             self.expected[tp] = offset + 1
+        return gap
 
 
 class ChangelogWrites:

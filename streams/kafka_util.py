@@ -322,3 +322,45 @@ def ensure_topics(
                 admin.create_topics(missing)
     finally:
         admin.close()
+
+
+async def read_offsets(
+    brokers: Iterable[str], topic: str, partition: int, first: int, last: int, timeout: float = 30.0
+) -> list[Any]:
+    """The records of ``topic``/``partition`` from offset ``first`` to ``last`` (both
+    included), read directly (no consumer group, nothing committed). Offsets without a
+    record (compaction, transaction markers) are simply absent. TimeoutError if the
+    partition cannot be read that far within ``timeout`` seconds."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=list(brokers),
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="crisis-radar-gap-reader",
+    )
+    await asyncio.wait_for(consumer.start(), timeout)
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, first)
+        records: list[Any] = []
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"offsets {first} to {last} of {topic}/{partition} not read within "
+                    f"{timeout:g} s"
+                )
+            batch = await consumer.getmany(tp, timeout_ms=int(min(remaining, 1.0) * 1000))
+            for record in batch.get(tp, []):
+                if first <= record.offset <= last:
+                    records.append(record)
+            if await consumer.position(tp) > last:
+                return records
+    finally:
+        await consumer.stop()

@@ -139,6 +139,13 @@ class WorkerMetrics:
             ["reason"],
             registry=registry,
         )
+        self.consumer_gaps = Counter(
+            "crisis_radar_consumer_gap_records_total",
+            "Records the Kafka consumer left out of a partition, by agent: read again "
+            "directly (read_again) or not readable (lost).",
+            ["agent", "outcome"],
+            registry=registry,
+        )
         self.alerts = Counter(
             "crisis_radar_alerts_emitted_total",
             "Alert lifecycle events sent to the alert topic, by kind and phase.",
