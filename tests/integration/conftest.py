@@ -10,7 +10,6 @@ does not leak between tests.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -22,9 +21,8 @@ from kafka import KafkaProducer
 from config.settings import load_settings
 from streams.kafka_util import EMBEDDED_ENV, EmbeddedBroker, free_port, stop_process
 
-from .support import TopicLog, Worker, scrape
+from .support import TopicLog, Worker, scrape, spawn_worker
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_CONFIG = Path(__file__).with_name("crisis-radar-test.yaml")
 WORKER_START_TIMEOUT = 120.0
 
@@ -72,15 +70,7 @@ def worker(
     settings = load_settings(env)
     log_path = run_dir / "worker.log"
     request.config.stash[WORKER_LOG] = log_path
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn_worker(env, log_path)
     running = Worker(process=process, port=port, log_path=log_path, settings=settings)
     try:
         running.wait("GET /metrics to answer 200", lambda: scrape(port), WORKER_START_TIMEOUT)

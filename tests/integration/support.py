@@ -419,16 +419,22 @@ class Deployment:
         log_path = self.run_dir / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = self.env(port, self.run_dir / f"{name}-data")
-        with log_path.open("ab") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"],
-                env=env,
-                cwd=REPO_ROOT,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = spawn_worker(env, log_path)
         return Worker(process=process, port=port, log_path=log_path, settings=load_settings(env))
+
+
+def spawn_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``crisis-radar worker`` with ``env``, in a process group of its own (so that a
+    test can signal it with its children), its output appended to ``log_path``."""
+    with log_path.open("ab") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def kill_worker(worker: Worker, sig: int = signal.SIGKILL, timeout: float = 60.0) -> int:

@@ -25,9 +25,10 @@ from kafka import KafkaProducer
 
 from streams.kafka_util import stop_process
 
-from .conftest import REPO_ROOT, TEST_CONFIG
+from .conftest import TEST_CONFIG
 from .support import (
     BUCKET_SECONDS,
+    REPO_ROOT,
     TopicLog,
     Worker,
     alert_events,
