@@ -129,8 +129,7 @@ def create_app(
             ("crisis-radar-original-bytes", str(len(raw_value)).encode()),
         ]
         try:
-            sent = await dead_letter_topic.send(key=message.key, value=kept, headers=headers)
-            await sent  # on the broker before the offset can be committed, as in ingest
+            await send_delivered(dead_letter_topic, key=message.key, value=kept, headers=headers)
         except Exception as exc:  # noqa: BLE001 - never let a dead letter stop the agent
             metrics.mentions.labels(stage="ingest", outcome="dead_letter_failed").inc()
             log.error("could not dead-letter %s: %r", headers[2][1].decode(), exc)
@@ -158,11 +157,7 @@ def create_app(
         # Where the mention was read: a replay of this agent after a crash forwards it
         # again at a new offset of the scored topic, but with the same source position.
         wire[SOURCE_POSITION] = [message.partition, message.offset]
-        sent = await scored_topic.send(key=parsed.brand.encode(), value=wire)
-        # The mention's offset becomes committable once the agent moves on, and Faust's
-        # flush before a commit may give up early (see ``ChangelogWrites``): without this
-        # wait, a crash could lose a forwarded mention still in the producer's buffer.
-        await sent
+        await send_delivered(scored_topic, key=parsed.brand.encode(), value=wire)
         metrics.mentions.labels(stage="ingest", outcome="accepted").inc()
 
     async def fill_gap(agent: str, gap: Gap, handle: Callable[[Any], Awaitable[None]]) -> None:
@@ -300,11 +295,10 @@ def create_app(
         label = metrics.brand_label(brand)
         for decision in decisions:
             cloud_event = alerts.to_event(decision, settings.alert_source)
-            sent = await alerts_topic.send(key=brand.encode(), value=alerts.encode(cloud_event))
-            # Wait until the broker has it: the caller writes the state that no longer
-            # holds this decision only afterwards. A crash in between replays the mention
-            # and sends the same event again; the other order could lose it for good.
-            await sent
+            # The caller writes the state that no longer holds this decision only once the
+            # broker has it. A crash in between replays the mention and sends the same event
+            # again; the other order could lose it for good.
+            await send_delivered(alerts_topic, key=brand.encode(), value=alerts.encode(cloud_event))
             metrics.alerts.labels(brand=label, kind=decision.kind, phase=decision.phase.value).inc()
             metrics.observe_alert_sent(ingested_at, time.time())
             log.info(
@@ -350,6 +344,15 @@ def create_app(
         live=live,
         control_ready=control_ready,
     )
+
+
+async def send_delivered(topic: Any, **kwargs: Any) -> None:
+    """Send one record and wait until the broker has it. An agent moves on (and its
+    event's offset becomes committable) only afterwards: Faust's flush before a commit
+    may give up early (see ``ChangelogWrites``), so a crash could otherwise lose a record
+    still in the producer's buffer while its input offset is committed."""
+    sent = await topic.send(**kwargs)
+    await sent
 
 
 @dataclass(frozen=True)
