@@ -119,24 +119,36 @@ def mention_weight(scored: ScoredMention) -> float:
     )
 
 
+def is_replay(state: BrandState | None, position: Position) -> bool:
+    """Whether the mention read at ``position`` was already applied to ``state``."""
+    if state is None:
+        return False
+    last = state.positions.get(str(position.partition))
+    return last is not None and position.offset <= last
+
+
 def step(
     state: BrandState | None,
     scored: ScoredMention,
     thresholds: Thresholds,
     position: Position | None = None,
+    *,
+    owned: bool = False,
 ) -> StepResult:
     """Apply one scored mention to a brand's state; return the new state, the alert
     decisions it caused, and what happened to the mention. The input state is not
-    modified."""
+    modified, unless the caller owns it (``owned=True``: a state nobody else refers to,
+    e.g. one just read from the table); then it is updated in place and returned."""
     mention = scored.mention
-    state = new_state(mention.brand) if state is None else state.copy()
+    if state is None:
+        state = new_state(mention.brand)
+    elif not owned:
+        state = state.copy()
     if position is not None:
-        key = str(position.partition)
-        last = state.positions.get(key)
-        if last is not None and position.offset <= last:
+        if is_replay(state, position):
             state.duplicates += 1
             return StepResult(state, [], Outcome.DUPLICATE)
-        state.positions[key] = position.offset
+        state.positions[str(position.partition)] = position.offset
 
     index = bucket_of(mention.created_at, thresholds.bucket_seconds)
 

@@ -13,16 +13,18 @@ import asyncio
 import logging
 import socket
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
 from detector import alerts
-from detector.core import AlertDecision, Outcome, Position, bucket_of, step, tick
+from detector.core import AlertDecision, Outcome, Position, bucket_of, is_replay, step, tick
 from detector.model import Rejection, parse_mention
 from detector.sentiment import SentimentScorer, from_wire, score, to_wire
 from detector.state import BrandState
@@ -191,7 +193,27 @@ def create_app(
     async def detect(stream: Any) -> None:
         await control_read()
         skipped = SkippedOffsets(app, "detect")
-        async for event in stream.events():
+        batches = stream.take_events(
+            settings.detect_batch_size, within=settings.detect_batch_seconds
+        )
+        async for events in batches:
+            await detect_batch(events, skipped)
+
+    async def detect_batch(events: list[Any], skipped: SkippedOffsets) -> None:
+        """Apply a batch of scored records in order. Each brand's state is read from the
+        table once, updated in place by every mention of the batch, and written back
+        once, after the batch's alerts; the batch is acknowledged (its offsets become
+        committable) only once those writes are on the broker."""
+        nonlocal batch
+        # Held until the batch's states are on the broker. ``take_events`` acknowledges
+        # its events when the batch ends, also when it ends with an exception; an event
+        # still held then is not acknowledged, so its offset is never committed and a
+        # restart reads it again.
+        for event in events:
+            event.message.incref()
+        batch = BrandBatch(table)
+        outcomes: dict[Outcome, int] = {}
+        for event in events:
             skipped.check(event)
             message = event.message
             try:
@@ -203,21 +225,29 @@ def create_app(
                 continue
             brand = scored.mention.brand
             thresholds = live.for_brand(brand)
-            state = _load_state(table.get(brand), brand)
+            batch.event = event
+            state = batch.get(brand)
             position = _source_position(event.value) or Position(message.partition, message.offset)
-            result = step(state, scored, thresholds, position)
-            metrics.mentions.labels(stage="detect", outcome=result.outcome.value).inc()
-            if result.outcome is Outcome.DUPLICATE:
+            if is_replay(state, position):
+                outcomes[Outcome.DUPLICATE] = outcomes.get(Outcome.DUPLICATE, 0) + 1
                 continue
+            result = step(state, scored, thresholds, position, owned=True)
+            batch.put(brand, result.state)
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
             metrics.observe_judged(brand, scored.mention.created_at, time.time())
             # Alerts first, state second: see ``emit``.
             await emit(brand, result.decisions, _ingested_at(event.value))
-            table[brand] = result.state.to_dict()
-            metrics.observe_state(result.state, thresholds)
             await clocks.advance(message.partition, brand, scored.mention.created_at)
-            # The event is acknowledged (and its offset becomes committable) only once
-            # the states it wrote are on the broker: see ``ChangelogWrites``.
-            await writes.delivered()
+        batch.write()
+        for brand, state in batch.touched_states():
+            metrics.observe_state(state, live.for_brand(brand))
+        # The batch's offsets become committable only once the states it wrote are on
+        # the broker: see ``ChangelogWrites``.
+        await writes.delivered()
+        for outcome, n in outcomes.items():
+            metrics.mentions.labels(stage="detect", outcome=outcome.value).inc(n)
+        for event in events:
+            event.message.decref()
 
     async def emit(
         brand: str, decisions: list[AlertDecision], ingested_at: float | None = None
@@ -242,7 +272,7 @@ def create_app(
             )
 
     async def tick_brand(brand: str, event_time: float) -> None:
-        state = _load_state(table.get(brand), brand)
+        state = batch.get(brand)
         if state is None:
             return
         thresholds = live.for_brand(brand)
@@ -250,9 +280,9 @@ def create_app(
         if result.state is state:
             return
         await emit(brand, result.decisions)
-        table[brand] = result.state.to_dict()
-        metrics.observe_state(result.state, thresholds)
+        batch.put(brand, result.state)
 
+    batch = BrandBatch(table)
     clocks = PartitionClocks(settings.thresholds.defaults.bucket_seconds, tick_brand)
     metrics.consumer_lag.source = lambda: consumer_lag(app, {mentions_topic, scored_topic})
 
@@ -275,6 +305,44 @@ def create_app(
         live=live,
         control_ready=control_ready,
     )
+
+
+class BrandBatch:
+    """The brand states a batch of the detect agent works on: each read from the table
+    once (on first use) and kept as an object; the touched ones are written back once.
+
+    A table write finds its changelog partition from the current event, a context
+    variable of faust-streaming 0.15.3 that the stream sets in the task iterating it;
+    ``take_events`` iterates in a task of its own, so each write sets it here to the
+    last event that touched the brand (a brand's records, and the ticks of its
+    partition's clock, all come from the brand's partition)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.event: Any = None  # the event being applied
+        self.states: dict[str, BrandState | None] = {}
+        self.touched: dict[str, Any] = {}  # brand -> the last event that changed it
+
+    def get(self, brand: str) -> BrandState | None:
+        if brand not in self.states:
+            self.states[brand] = _load_state(self.table.get(brand), brand)
+        return self.states[brand]
+
+    def put(self, brand: str, state: BrandState) -> None:
+        self.states[brand] = state
+        self.touched[brand] = self.event
+
+    def touched_states(self) -> list[tuple[str, BrandState]]:
+        touched = [(brand, self.states[brand]) for brand in self.touched]
+        return [(brand, state) for brand, state in touched if state is not None]
+
+    def write(self) -> None:
+        for brand, state in self.touched_states():
+            token = _current_event.set(weakref.ref(self.touched[brand]))
+            try:
+                self.table[brand] = state.to_dict()
+            finally:
+                _current_event.reset(token)
 
 
 class SkippedOffsets:
