@@ -314,7 +314,7 @@ def _windows(
             float(bucket.reach),
             float(bucket.unscored),
         ]
-        here = expectation(baseline, start, t)
+        here = _expected(state, start, t)
         # Only the elapsed part of the bucket has been observed.
         expected = [elapsed * here.count, elapsed * here.volume, elapsed * here.reach]
         for back in range(1, length + 1):
@@ -325,7 +325,7 @@ def _windows(
             if row is not None:
                 for i, value in enumerate(row):
                     totals[i] += weight * value
-            before = expectation(baseline, start - back * t.bucket_seconds, t)
+            before = _expected(state, start - back * t.bucket_seconds, t)
             for i, value in enumerate((before.count, before.volume, before.reach)):
                 expected[i] += weight * value
         count, negatives, volume, reach, unscored = totals
@@ -340,6 +340,24 @@ def _windows(
         )
 
     return window(0), window(1), window(t.long_window_buckets)
+
+
+def _expected(state: BrandState, bucket_start: float, t: Thresholds) -> Expectation:
+    """``expectation(state.baseline, bucket_start, t)``, memoised in the state while the
+    baseline and the thresholds stay the same: the windows of every mention ask for the
+    same few buckets, and the baseline changes only when a bucket is finalised (which
+    counts it in ``buckets_seen``)."""
+    b = state.baseline
+    memo = state.memo
+    version = (b.buckets_seen, b.level, b.negative_level, b.mean_weight, b.mean_reach, b.dispersion)
+    # Thresholds are immutable: the same object is the same thresholds.
+    if memo.get("thresholds") is not t or memo.get("baseline") != version:
+        memo.update(thresholds=t, baseline=version, expected={})
+    known: dict[float, Expectation] = memo["expected"]
+    found = known.get(bucket_start)
+    if found is None:
+        found = known[bucket_start] = expectation(b, bucket_start, t)
+    return found
 
 
 def _finalised_window(state: BrandState, whole: Window, length: int) -> Window:
