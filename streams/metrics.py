@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -255,6 +256,8 @@ class WorkerMetrics:
         self.consumer_lag = ConsumerLagCollector()
         registry.register(self.consumer_lag)
         self._last_event: dict[str, float] = {}
+        self._processed: dict[tuple[str, str], Any] = {}
+        self._languages: dict[tuple[str | None, bool], Any] = {}
         self.worker_up.set(1)
         self.worker_info.labels(version=package_version(), detector_version=DETECTOR_VERSION).set(1)
         for reason in Reason:
@@ -271,9 +274,24 @@ class WorkerMetrics:
             self._last_event[label] = event_time
             self.last_event.labels(brand=label).set(event_time)
 
+    def processed(self, stage: str, outcome: str, n: int = 1) -> None:
+        """Count ``n`` mentions of ``stage`` with ``outcome`` (labelled children are kept:
+        looking one up is most of the cost of counting)."""
+        child = self._processed.get((stage, outcome))
+        if child is None:
+            child = self._processed[(stage, outcome)] = self.mentions.labels(
+                stage=stage, outcome=outcome
+            )
+        child.inc(n)
+
     def observe_language(self, lang: str | None, scored: bool) -> None:
-        label = self.language_label(lang)
-        self.by_language.labels(lang=label, scored="true" if scored else "false").inc()
+        child = self._languages.get((lang, scored))
+        if child is None:
+            label = self.language_label(lang)
+            child = self.by_language.labels(lang=label, scored="true" if scored else "false")
+            if len(self._languages) < 1000:  # input languages are not bounded; labels are
+                self._languages[(lang, scored)] = child
+        child.inc()
 
     def observe_alert_sent(self, ingested_at: float | None, now: float) -> None:
         """An alert caused by a mention the ingest agent received at ``ingested_at`` was sent."""

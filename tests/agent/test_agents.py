@@ -17,7 +17,7 @@ import pytest
 from detector.core import Position, step
 from detector.sentiment import VaderScorer, from_wire
 from detector.state import BrandState
-from streams.app import REASON_HEADER
+from streams.app import REASON_HEADER, decode_state
 from tests.agent.conftest import (
     BRAND,
     T0,
@@ -38,14 +38,14 @@ ALERT_TYPE = "io.crisis-radar.alert.{kind}.{phase}.v1"
 
 
 def brand_state(harness: Harness, brand: str = BRAND) -> dict[str, Any]:
-    state = harness.radar.table[brand]
-    assert isinstance(state, dict), f"no state for {brand!r}: {state!r}"
-    return state
+    stored = harness.radar.table[brand]
+    assert isinstance(stored, bytes), f"no state for {brand!r}: {stored!r}"
+    return decode_state(stored)
 
 
 def mentions_applied(harness: Harness, brand: str = BRAND) -> int:
-    state = harness.radar.table.get(brand)
-    return 0 if state is None else int(state["mentions"])
+    stored = harness.radar.table.get(brand)
+    return 0 if stored is None else int(decode_state(stored)["mentions"])
 
 
 # --------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ async def test_detect_learns_a_baseline_then_alerts_on_a_spike(harness: Harness)
     assert warming == 1
     assert alerts_after_warm_up == []
 
-    # The brand's state is in the table, as the plain dict the changelog carries.
+    # The brand's state is in the table as the JSON bytes its changelog record carries.
     state = brand_state(harness)
     assert state["brand"] == BRAND
     assert state["baseline"]["buckets_seen"] == WARMUP_BUCKETS
