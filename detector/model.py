@@ -32,6 +32,7 @@ class Reason(StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     UNKNOWN_BRAND = "unknown_brand"
+    TOO_MANY_BRANDS = "too_many_brands"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +58,32 @@ class Limits:
     max_future_seconds: float = 600.0
     # If non-empty, only these brands (normalised) are accepted.
     allowed_brands: frozenset[str] = frozenset()
+    # The most brands that get a state (the detector's memory grows with them): a mention
+    # of one more brand is refused. 0: no limit.
+    max_brands: int = 10_000
 
     def __post_init__(self) -> None:
         positive = ("max_event_bytes", "max_text_chars", "max_id_chars", "max_brand_chars")
         bad = [name for name in positive if getattr(self, name) < 1]
         if self.max_future_seconds < 0:
             bad.append("max_future_seconds")
+        if self.max_brands < 0:
+            bad.append("max_brands")
         if bad:
             raise ConfigError(f"validation limits must be positive: {', '.join(bad)}")
+
+
+def admit_brand(known: bool, brands_held: int, limits: Limits) -> Rejection | None:
+    """The brand cardinality limit: a brand that has no state yet is refused once
+    ``brands_held`` states exist and ``limits.max_brands`` is reached. Brands that
+    already have a state are always admitted, so a refusal never splits a brand."""
+    if known or not limits.max_brands or brands_held < limits.max_brands:
+        return None
+    return Rejection(
+        Reason.TOO_MANY_BRANDS,
+        f"{brands_held} brands have a state already, the limit (validation.max_brands) "
+        f"is {limits.max_brands}",
+    )
 
 
 @dataclass(frozen=True, slots=True)

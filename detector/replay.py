@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from detector.core import AlertDecision, Outcome, bucket_of, step, tick
-from detector.model import Limits, Rejection, parse_mention
+from detector.model import Limits, Rejection, admit_brand, parse_mention
 from detector.sentiment import SentimentScorer, score
 from detector.state import BrandState
 from detector.thresholds import ThresholdBook
@@ -49,6 +49,10 @@ class Replayer:
             self.stats.rejected[parsed.reason.value] += 1
             return []
         brand = parsed.brand
+        refused = admit_brand(brand in self.states, len(self.states), self.limits)
+        if refused is not None:
+            self.stats.rejected[refused.reason.value] += 1
+            return []
         # The replay owns its states: each is updated in place.
         result = step(
             self.states.get(brand),

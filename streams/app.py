@@ -10,6 +10,7 @@ the table, and sends alert events.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import time
@@ -26,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from config.settings import Settings
 from detector import alerts
 from detector.core import AlertDecision, Outcome, Position, bucket_of, is_replay, step, tick
-from detector.model import Rejection, parse_mention
+from detector.model import Rejection, admit_brand, parse_mention
 from detector.sentiment import SentimentScorer, from_wire, score, to_wire
 from detector.state import BrandState
 from streams import control
@@ -116,7 +117,9 @@ def create_app(
     )
     writes = ChangelogWrites(table)
 
-    async def dead_letter(message: Any, raw_value: bytes, reason: str, detail: str) -> None:
+    async def dead_letter(
+        message: Any, raw_value: bytes, reason: str, detail: str, source: str | None = None
+    ) -> None:
         # An event over the size limit is kept in part, so that the dead letter itself
         # stays sendable; its full size is in a header.
         kept = raw_value[: settings.limits.max_event_bytes]
@@ -125,7 +128,7 @@ def create_app(
             ("crisis-radar-detail", detail.encode("utf-8", "replace")[:1000]),
             (
                 "crisis-radar-source",
-                f"{message.topic}/{message.partition}/{message.offset}".encode(),
+                (source or f"{message.topic}/{message.partition}/{message.offset}").encode(),
             ),
             ("crisis-radar-original-bytes", str(len(raw_value)).encode()),
         ]
@@ -227,10 +230,24 @@ def create_app(
                 await dead_letter(message, repr(event.value).encode(), "corrupt_internal", str(exc))
                 continue
             brand = scored.mention.brand
-            thresholds = live.for_brand(brand)
             batch.event = event
             state = batch.get(brand)
             position = _source_position(event.value) or Position(message.partition, message.offset)
+            refused = admit_brand(batch.known(brand), batch.brands_held(), settings.limits)
+            if refused is not None:
+                # The mention as decoded; its original bytes stay at the source position.
+                metrics.processed("detect", "rejected")
+                source = f"{settings.mentions_topic}/{position.partition}/{position.offset}"
+                log.warning("dead-lettered %s: %s", source, refused)
+                await dead_letter(
+                    message,
+                    json.dumps(event.value).encode(),
+                    refused.reason.value,
+                    refused.detail,
+                    source,
+                )
+                continue
+            thresholds = live.for_brand(brand)
             if is_replay(state, position):
                 outcomes[Outcome.DUPLICATE] = outcomes.get(Outcome.DUPLICATE, 0) + 1
                 continue
@@ -325,15 +342,32 @@ class BrandBatch:
         self.event: Any = None  # the event being applied
         self.states: dict[str, BrandState | None] = {}
         self.touched: dict[str, Any] = {}  # brand -> the last event that changed it
+        self.stored: set[str] = set()  # brands with a state in the table or made here
+        self.created = 0  # brands this batch gave a first state
 
     def get(self, brand: str) -> BrandState | None:
         if brand not in self.states:
-            self.states[brand] = _load_state(self.table.get(brand), brand)
+            stored = self.table.get(brand)
+            if stored is not None:
+                self.stored.add(brand)
+            self.states[brand] = _load_state(stored, brand)
         return self.states[brand]
 
     def put(self, brand: str, state: BrandState) -> None:
         self.states[brand] = state
         self.touched[brand] = self.event
+        if brand not in self.stored:
+            self.stored.add(brand)
+            self.created += 1
+
+    def known(self, brand: str) -> bool:
+        """Whether the brand has a state (in the table, or made by this batch)."""
+        self.get(brand)
+        return brand in self.stored
+
+    def brands_held(self) -> int:
+        """Brands with a state: the table's and those this batch made."""
+        return len(self.table) + self.created
 
     def touched_states(self) -> list[tuple[str, BrandState]]:
         touched = [(brand, self.states[brand]) for brand in self.touched]

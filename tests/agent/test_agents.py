@@ -347,3 +347,26 @@ async def test_detect_batch_writes_each_brand_once_after_its_alerts(vader: Vader
         for brand, state in one_at_a_time.items():
             assert state is not None
             assert brand_state(harness, brand) == state.to_dict()
+
+
+async def test_detect_counts_the_brands_a_batch_creates_against_the_limit(
+    vader: VaderScorer,
+) -> None:
+    """Brands created earlier in the same batch count toward ``max_brands``, although
+    their states reach the table only when the batch ends."""
+    brands = ["acme", "globex", "initech", "acme"]
+    limits = replace(TEST_SETTINGS.limits, max_brands=2)
+    settings = replace(
+        TEST_SETTINGS, limits=limits, detect_batch_size=len(brands), detect_batch_seconds=5
+    )
+    async with make_harness(settings, vader) as harness:
+        async with harness.radar.detect.test_context() as agent:
+            for i, brand in enumerate(brands):
+                await agent.put(scored_record(i, T0 + i, 0.1, brand=brand), wait=False)
+            await wait_until(lambda: mentions_applied(harness) == 2, "the batch")
+
+        assert mentions_applied(harness, "globex") == 1
+        assert harness.radar.table.get("initech") is None
+        assert harness.dead_letters("too_many_brands") == 1
+        [dead] = harness.sent(DEAD_LETTER)
+        assert dead.headers["crisis-radar-source"] == f"{MENTIONS}/0/2".encode()

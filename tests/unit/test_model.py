@@ -11,7 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.model import Author, Engagement, Limits, Mention, Reason, Rejection, parse_mention
+from detector.errors import ConfigError
+from detector.model import (
+    Author,
+    Engagement,
+    Limits,
+    Mention,
+    Reason,
+    Rejection,
+    admit_brand,
+    parse_mention,
+)
 
 # The processing clock of every test: 2023-11-14T22:13:20Z.
 NOW = 1_700_000_000.0
@@ -348,7 +358,8 @@ def test_bad_events_are_rejected_with_reason(
 
 def test_bad_table_covers_every_reason() -> None:
     covered = {p.values[2] for p in BAD}
-    assert covered == set(Reason)
+    # The brand limit needs the set of brands with a state: ``admit_brand`` decides it.
+    assert covered == set(Reason) - {Reason.TOO_MANY_BRANDS}
 
 
 def test_reason_codes_are_stable() -> None:
@@ -366,6 +377,7 @@ def test_reason_codes_are_stable() -> None:
         "bad_timestamp",
         "timestamp_out_of_range",
         "unknown_brand",
+        "too_many_brands",
     ]
 
 
@@ -509,3 +521,34 @@ def test_valid_fields_round_trip(
     assert (result.id, result.brand, result.text) == (mention_id, brand.strip().lower(), text)
     assert result.created_at == created_at
     assert result.author.followers == followers
+
+
+def test_brand_limit_refuses_only_new_brands_once_full() -> None:
+    limits = Limits(max_brands=3)
+    assert admit_brand(False, 2, limits) is None
+    refused = admit_brand(False, 3, limits)
+    assert refused is not None and refused.reason is Reason.TOO_MANY_BRANDS
+    assert "limit (validation.max_brands) is 3" in refused.detail
+    # A brand with a state is never refused, even above the limit (a lowered limit).
+    assert admit_brand(True, 3, limits) is None
+    assert admit_brand(True, 10, limits) is None
+    # 0: no limit.
+    assert admit_brand(False, 10**6, Limits(max_brands=0)) is None
+
+
+def test_brand_limit_must_not_be_negative() -> None:
+    with pytest.raises(ConfigError, match="max_brands"):
+        Limits(max_brands=-1)
+
+
+def test_replay_applies_the_brand_limit_like_the_worker() -> None:
+    from detector.replay import Replayer
+    from detector.sentiment import VaderScorer
+    from detector.thresholds import ThresholdBook, Thresholds
+
+    replayer = Replayer(ThresholdBook(defaults=Thresholds()), VaderScorer(), Limits(max_brands=2))
+    for n, brand in enumerate(["a", "b", "c", "a", "c", "b"]):
+        replayer.feed(event(id=f"m{n}", brand=brand, created_at=NOW - 60 + n))
+    assert set(replayer.states) == {"a", "b"}
+    assert replayer.stats.rejected == {"too_many_brands": 2}
+    assert replayer.stats.applied == 4
