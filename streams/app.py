@@ -219,6 +219,7 @@ def create_app(
             event.message.incref()
         batch = BrandBatch(table)
         outcomes: dict[Outcome, int] = {}
+        judged: dict[str, list[float]] = {}  # brand -> event times of its mentions applied
         for event in events:
             skipped.check(event)
             message = event.message
@@ -254,7 +255,7 @@ def create_app(
             result = step(state, scored, thresholds, position, owned=True)
             batch.put(brand, result.state)
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-            metrics.observe_judged(brand, scored.mention.created_at, time.time())
+            judged.setdefault(brand, []).append(scored.mention.created_at)
             # Alerts first, state second: see ``emit``.
             await emit(brand, result.decisions, _ingested_at(event.value))
             await clocks.advance(message.partition, brand, scored.mention.created_at)
@@ -266,6 +267,9 @@ def create_app(
         await writes.delivered()
         for outcome, n in outcomes.items():
             metrics.processed("detect", outcome.value, n)
+        now = time.time()  # the batch's decisions are on the broker
+        for brand, event_times in judged.items():
+            metrics.observe_judged_all(brand, event_times, now)
         for event in events:
             event.message.decref()
 

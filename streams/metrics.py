@@ -268,11 +268,19 @@ class WorkerMetrics:
 
     def observe_judged(self, brand: str, event_time: float, now: float) -> None:
         """A mention of ``brand`` with ``event_time`` went through the detector at ``now``."""
-        self.event_to_decision.observe(max(0.0, now - event_time))
+        self.observe_judged_all(brand, [event_time], now)
+
+    def observe_judged_all(self, brand: str, event_times: list[float], now: float) -> None:
+        """Mentions of ``brand`` with these event times went through the detector at
+        ``now`` (a batch: the brand's gauge is set once)."""
+        observe = self.event_to_decision.observe
+        for event_time in event_times:
+            observe(max(0.0, now - event_time))
+        newest = max(event_times, default=-math.inf)
         label = self.brand_label(brand)
-        if event_time > self._last_event.get(label, -math.inf):
-            self._last_event[label] = event_time
-            self.last_event.labels(brand=label).set(event_time)
+        if newest > self._last_event.get(label, -math.inf):
+            self._last_event[label] = newest
+            self.last_event.labels(brand=label).set(newest)
 
     def processed(self, stage: str, outcome: str, n: int = 1) -> None:
         """Count ``n`` mentions of ``stage`` with ``outcome`` (labelled children are kept:
