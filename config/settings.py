@@ -72,6 +72,11 @@ class Settings:
     rebalance_timeout: float = 60.0
     session_timeout: float = 60.0
     producer_max_batch_size: int = 0  # 0: Faust's default
+    # Each agent handles up to this many records at a time, waiting at most this long to
+    # fill a batch; it waits for the broker once per batch, and the detect agent writes
+    # each brand's state once per batch.
+    batch_size: int = 500
+    batch_seconds: float = 0.05
     alert_source: str = "urn:crisis-radar:detector"
     log_level: str = "info"
     config_file: str = str(DEFAULT_CONFIG_FILE)
@@ -98,6 +103,10 @@ class Settings:
             problems.append("rebalance_timeout and session_timeout must be > 0")
         if self.producer_max_batch_size < 0:
             problems.append("producer_max_batch_size must be >= 0")
+        if not 1 <= self.batch_size <= 100_000:
+            problems.append("batch_size must be in [1, 100000]")
+        if not 0 < self.batch_seconds <= 10:
+            problems.append("batch_seconds must be in (0, 10]")
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
             problems.append(f"log_level {self.log_level!r} is not a logging level")
         topics = [
@@ -146,6 +155,8 @@ _ENV_PARSERS: dict[str, Callable[[str], Any]] = {
     "rebalance_timeout": _as_float,
     "session_timeout": _as_float,
     "producer_max_batch_size": _as_int,
+    "batch_size": _as_int,
+    "batch_seconds": _as_float,
     "alert_source": str,
     "log_level": str,
     "config_file": str,

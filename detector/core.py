@@ -119,24 +119,36 @@ def mention_weight(scored: ScoredMention) -> float:
     )
 
 
+def is_replay(state: BrandState | None, position: Position) -> bool:
+    """Whether the mention read at ``position`` was already applied to ``state``."""
+    if state is None:
+        return False
+    last = state.positions.get(str(position.partition))
+    return last is not None and position.offset <= last
+
+
 def step(
     state: BrandState | None,
     scored: ScoredMention,
     thresholds: Thresholds,
     position: Position | None = None,
+    *,
+    owned: bool = False,
 ) -> StepResult:
     """Apply one scored mention to a brand's state; return the new state, the alert
     decisions it caused, and what happened to the mention. The input state is not
-    modified."""
+    modified, unless the caller owns it (``owned=True``: a state nobody else refers to,
+    e.g. one just read from the table); then it is updated in place and returned."""
     mention = scored.mention
-    state = new_state(mention.brand) if state is None else state.copy()
+    if state is None:
+        state = new_state(mention.brand)
+    elif not owned:
+        state = state.copy()
     if position is not None:
-        key = str(position.partition)
-        last = state.positions.get(key)
-        if last is not None and position.offset <= last:
+        if is_replay(state, position):
             state.duplicates += 1
             return StepResult(state, [], Outcome.DUPLICATE)
-        state.positions[key] = position.offset
+        state.positions[str(position.partition)] = position.offset
 
     index = bucket_of(mention.created_at, thresholds.bucket_seconds)
 
@@ -302,7 +314,7 @@ def _windows(
             float(bucket.reach),
             float(bucket.unscored),
         ]
-        here = expectation(baseline, start, t)
+        here = _expected(state, start, t)
         # Only the elapsed part of the bucket has been observed.
         expected = [elapsed * here.count, elapsed * here.volume, elapsed * here.reach]
         for back in range(1, length + 1):
@@ -313,7 +325,7 @@ def _windows(
             if row is not None:
                 for i, value in enumerate(row):
                     totals[i] += weight * value
-            before = expectation(baseline, start - back * t.bucket_seconds, t)
+            before = _expected(state, start - back * t.bucket_seconds, t)
             for i, value in enumerate((before.count, before.volume, before.reach)):
                 expected[i] += weight * value
         count, negatives, volume, reach, unscored = totals
@@ -328,6 +340,24 @@ def _windows(
         )
 
     return window(0), window(1), window(t.long_window_buckets)
+
+
+def _expected(state: BrandState, bucket_start: float, t: Thresholds) -> Expectation:
+    """``expectation(state.baseline, bucket_start, t)``, memoised in the state while the
+    baseline and the thresholds stay the same: the windows of every mention ask for the
+    same few buckets, and the baseline changes only when a bucket is finalised (which
+    counts it in ``buckets_seen``)."""
+    b = state.baseline
+    memo = state.memo
+    version = (b.buckets_seen, b.level, b.negative_level, b.mean_weight, b.mean_reach, b.dispersion)
+    # Thresholds are immutable: the same object is the same thresholds.
+    if memo.get("thresholds") is not t or memo.get("baseline") != version:
+        memo.update(thresholds=t, baseline=version, expected={})
+    known: dict[float, Expectation] = memo["expected"]
+    found = known.get(bucket_start)
+    if found is None:
+        found = known[bucket_start] = expectation(b, bucket_start, t)
+    return found
 
 
 def _finalised_window(state: BrandState, whole: Window, length: int) -> Window:

@@ -53,8 +53,12 @@ class Replayer:
         if refused is not None:
             self.stats.rejected[refused.reason.value] += 1
             return []
+        # The replay owns its states: each is updated in place.
         result = step(
-            self.states.get(brand), score(parsed, self.scorer), self.book.for_brand(brand)
+            self.states.get(brand),
+            score(parsed, self.scorer),
+            self.book.for_brand(brand),
+            owned=True,
         )
         self.states[brand] = result.state
         decisions = result.decisions + self._tick_others(brand, parsed.created_at)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from detector.language import UNDETERMINED, LanguageDetector, normalise_lang
@@ -29,6 +30,10 @@ from detector.sentiment import ScoredMention, SentimentScorer
 
 # The longest single post on X/Twitter: longer texts are articles or forum posts.
 MESSAGE_CHARS = 280
+# Scores of this many distinct (text, brand, lang) are kept, texts up to CACHED_CHARS long:
+# reposts and copied texts are scored once (at most about 10 MB of texts are kept).
+CACHED_SCORES = 8192
+CACHED_CHARS = 1000
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -91,6 +96,7 @@ class MentionScorer:
         self.detector = detector or LanguageDetector(
             candidates=self.scorers.keys(), fallback=self.fallback_lang
         )
+        self._cached_score = lru_cache(maxsize=CACHED_SCORES)(self._score_text)
 
     @property
     def languages(self) -> frozenset[str]:
@@ -98,7 +104,13 @@ class MentionScorer:
         return frozenset(self.scorers)
 
     def score_text(self, text: str, brand: str | None = None, lang: str | None = None) -> TextScore:
-        """Mask, identify the language unless ``lang`` is given, and score."""
+        """Mask, identify the language unless ``lang`` is given, and score. The score
+        depends on nothing else, so the scores of recent short texts are remembered."""
+        if len(text) <= CACHED_CHARS:
+            return self._cached_score(text, brand, lang)
+        return self._score_text(text, brand, lang)
+
+    def _score_text(self, text: str, brand: str | None, lang: str | None) -> TextScore:
         if brand is None:
             masked, named = mask_generic(text), False
         else:

@@ -352,6 +352,9 @@ class BrandState:
     mentions: int = 0
     late: int = 0
     duplicates: int = 0
+    # Not part of the state (never copied, compared or serialised): what the core
+    # memoises about the baseline while it does not change (``detector.core._expected``).
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def warm(self, warmup_buckets: int) -> bool:
         return self.baseline.buckets_seen >= warmup_buckets

@@ -14,16 +14,20 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+import orjson
+from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
 from detector import alerts
-from detector.core import AlertDecision, Outcome, Position, bucket_of, step, tick
+from detector.core import AlertDecision, Outcome, Position, bucket_of, is_replay, step, tick
 from detector.model import Rejection, admit_brand, parse_mention
 from detector.sentiment import SentimentScorer, from_wire, score, to_wire
 from detector.state import BrandState
@@ -109,7 +113,9 @@ def create_app(
         STATE_TABLE,
         default=None,
         partitions=settings.partitions,
-        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        # Values are the state's JSON as bytes (``encode_state``), kept so in the store:
+        # half the memory of the decoded value, and the changelog record is the same JSON.
+        schema=faust.Schema(key_serializer="json", value_serializer="raw"),
     )
     writes = ChangelogWrites(table)
 
@@ -131,16 +137,18 @@ def create_app(
         try:
             await send_delivered(dead_letter_topic, key=message.key, value=kept, headers=headers)
         except Exception as exc:  # noqa: BLE001 - never let a dead letter stop the agent
-            metrics.mentions.labels(stage="ingest", outcome="dead_letter_failed").inc()
+            metrics.processed("ingest", "dead_letter_failed")
             log.error("could not dead-letter %s: %r", headers[2][1].decode(), exc)
             return
         metrics.dead_letters.labels(reason=reason).inc()
 
-    async def ingest_one(message: Any, raw_value: bytes) -> None:
+    async def ingest_one(message: Any, raw_value: bytes, sends: list[Any]) -> None:
+        """Decode, validate and score one mention; its scored record's send goes to
+        ``sends`` (the batch waits for all of them), a rejected one is dead-lettered."""
         received = time.time()
         parsed = parse_mention(raw_value, now=received, limits=settings.limits)
         if isinstance(parsed, Rejection):
-            metrics.mentions.labels(stage="ingest", outcome="rejected").inc()
+            metrics.processed("ingest", "rejected")
             log.warning(
                 "dead-lettered %s/%s/%s: %s",
                 message.topic,
@@ -157,8 +165,7 @@ def create_app(
         # Where the mention was read: a replay of this agent after a crash forwards it
         # again at a new offset of the scored topic, but with the same source position.
         wire[SOURCE_POSITION] = [message.partition, message.offset]
-        await send_delivered(scored_topic, key=parsed.brand.encode(), value=wire)
-        metrics.mentions.labels(stage="ingest", outcome="accepted").inc()
+        sends.append(await scored_topic.send(key=parsed.brand.encode(), value=wire))
 
     async def fill_gap(agent: str, gap: Gap, handle: Callable[[Any], Awaitable[None]]) -> None:
         """Hands the records of a gap the consumer left (see ``SkippedOffsets``) to the
@@ -193,18 +200,31 @@ def create_app(
             gap.partition,
         )
 
-    async def ingest_record(record: Any) -> None:
-        await ingest_one(record, record.value if isinstance(record.value, bytes) else b"")
-
     @app.agent(mentions_topic, concurrency=1)
     async def ingest(stream: Any) -> None:
         skipped = SkippedOffsets(app, "ingest")
-        async for event in stream.events():
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            with held(events):
+                await ingest_batch(events, skipped)
+
+    async def ingest_batch(events: list[Any], skipped: SkippedOffsets) -> None:
+        """Ingest a batch of mentions in order; it ends once the broker has every scored
+        record the batch sent (see ``held``)."""
+        sends: list[Any] = []
+
+        async def ingest_record(record: Any) -> None:
+            raw_value = record.value if isinstance(record.value, bytes) else b""
+            await ingest_one(record, raw_value, sends)
+
+        for event in events:
             gap = skipped.check(event)
             if gap is not None:
                 await fill_gap("ingest", gap, ingest_record)
             raw_value = event.value if isinstance(event.value, bytes) else b""
-            await ingest_one(event.message, raw_value)
+            await ingest_one(event.message, raw_value, sends)
+        for sent in sends:
+            await sent
+        metrics.processed("ingest", "accepted", len(sends))
 
     live = LiveConfig(settings.thresholds)
     control_ready = asyncio.Event()
@@ -232,20 +252,20 @@ def create_app(
             )
 
     async def detect_one(message: Any, value: Any) -> None:
+        """Apply one scored record to its brand's state in ``batch``."""
         try:
             scored = from_wire(value)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            metrics.mentions.labels(stage="detect", outcome="corrupt").inc()
+            metrics.processed("detect", "corrupt")
             log.error("unreadable record on %s: %r", message.topic, exc)
             await dead_letter(message, repr(value).encode(), "corrupt_internal", str(exc))
             return
         brand = scored.mention.brand
-        stored = table.get(brand)
         position = _source_position(value) or Position(message.partition, message.offset)
-        refused = admit_brand(stored is not None, len(table), settings.limits)
+        refused = admit_brand(batch.known(brand), batch.brands_held(), settings.limits)
         if refused is not None:
             # The mention as decoded; its original bytes stay at the source position.
-            metrics.mentions.labels(stage="detect", outcome="rejected").inc()
+            metrics.processed("detect", "rejected")
             source = f"{settings.mentions_topic}/{position.partition}/{position.offset}"
             log.warning("dead-lettered %s: %s", source, refused)
             await dead_letter(
@@ -256,21 +276,16 @@ def create_app(
                 source,
             )
             return
-        thresholds = live.for_brand(brand)
-        state = _load_state(stored, brand)
-        result = step(state, scored, thresholds, position)
-        metrics.mentions.labels(stage="detect", outcome=result.outcome.value).inc()
-        if result.outcome is Outcome.DUPLICATE:
+        state = batch.get(brand)
+        if is_replay(state, position):
+            batch.count(Outcome.DUPLICATE)
             return
-        metrics.observe_judged(brand, scored.mention.created_at, time.time())
+        result = step(state, scored, live.for_brand(brand), position, owned=True)
+        batch.put(brand, result.state)
+        batch.count(result.outcome, brand, scored.mention.created_at)
         # Alerts first, state second: see ``emit``.
         await emit(brand, result.decisions, _ingested_at(value))
-        table[brand] = result.state.to_dict()
-        metrics.observe_state(result.state, thresholds)
         await clocks.advance(message.partition, brand, scored.mention.created_at)
-        # The event is acknowledged (and its offset becomes committable) only once
-        # the states it wrote are on the broker: see ``ChangelogWrites``.
-        await writes.delivered()
 
     async def detect_record(record: Any) -> None:
         try:
@@ -283,11 +298,35 @@ def create_app(
     async def detect(stream: Any) -> None:
         await control_read()
         skipped = SkippedOffsets(app, "detect")
-        async for event in stream.events():
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            with held(events):
+                await detect_batch(events, skipped)
+
+    async def detect_batch(events: list[Any], skipped: SkippedOffsets) -> None:
+        """Apply a batch of scored records in order. Each brand's state is read from the
+        table once, updated in place by every mention of the batch, and written back
+        once, after the batch's alerts; the batch ends once those writes are on the
+        broker (see ``held``)."""
+        batch.begin()
+        for event in events:
+            # Table writes of this record, or of the records of a gap it reveals (same
+            # partition), go to the changelog partition of this event.
+            batch.event = event
             gap = skipped.check(event)
             if gap is not None:
                 await fill_gap("detect", gap, detect_record)
             await detect_one(event.message, event.value)
+        batch.write()
+        for brand, state in batch.touched_states():
+            metrics.observe_state(state, live.for_brand(brand))
+        # The batch's offsets become committable only once the states it wrote are on
+        # the broker: see ``ChangelogWrites``.
+        await writes.delivered()
+        for outcome, n in batch.outcomes.items():
+            metrics.processed("detect", outcome.value, n)
+        now = time.time()  # the batch's decisions are on the broker
+        for brand, event_times in batch.judged.items():
+            metrics.observe_judged_all(brand, event_times, now)
 
     async def emit(
         brand: str, decisions: list[AlertDecision], ingested_at: float | None = None
@@ -311,7 +350,7 @@ def create_app(
             )
 
     async def tick_brand(brand: str, event_time: float) -> None:
-        state = _load_state(table.get(brand), brand)
+        state = batch.get(brand)
         if state is None:
             return
         thresholds = live.for_brand(brand)
@@ -319,9 +358,9 @@ def create_app(
         if result.state is state:
             return
         await emit(brand, result.decisions)
-        table[brand] = result.state.to_dict()
-        metrics.observe_state(result.state, thresholds)
+        batch.put(brand, result.state)
 
+    batch = BrandBatch(table)
     clocks = PartitionClocks(settings.thresholds.defaults.bucket_seconds, tick_brand)
     metrics.consumer_lag.source = lambda: consumer_lag(app, {mentions_topic, scored_topic})
 
@@ -355,6 +394,19 @@ async def send_delivered(topic: Any, **kwargs: Any) -> None:
     await sent
 
 
+@contextmanager
+def held(events: list[Any]) -> Iterator[None]:
+    """Keeps a batch's events unacknowledged until the block ends without an exception.
+    ``take_events`` acknowledges a batch's events when the batch ends, also when it ends
+    with an exception; an event still held then is not acknowledged, so its offset is
+    never committed and a restart reads it again."""
+    for event in events:
+        event.message.incref()
+    yield
+    for event in events:
+        event.message.decref()
+
+
 @dataclass(frozen=True)
 class Gap:
     """Offsets ``first`` to ``last`` of a partition that the consumer did not hand out."""
@@ -367,6 +419,73 @@ class Gap:
     @property
     def size(self) -> int:
         return self.last - self.first + 1
+
+
+class BrandBatch:
+    """The brand states a batch of the detect agent works on: each read from the table
+    once (on first use) and kept as an object; the touched ones are written back once.
+
+    A table write finds its changelog partition from the current event, a context
+    variable of faust-streaming 0.15.3 that the stream sets in the task iterating it;
+    ``take_events`` iterates in a task of its own, so each write sets it here to the
+    last event that touched the brand (a brand's records, and the ticks of its
+    partition's clock, all come from the brand's partition)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.begin()
+
+    def begin(self) -> None:
+        """Start a new batch."""
+        self.event: Any = None  # the event being applied
+        self.states: dict[str, BrandState | None] = {}
+        self.touched: dict[str, Any] = {}  # brand -> the last event that changed it
+        self.stored: set[str] = set()  # brands with a state in the table or made here
+        self.created = 0  # brands this batch gave a first state
+        self.outcomes: dict[Outcome, int] = {}
+        self.judged: dict[str, list[float]] = {}  # brand -> event times of mentions applied
+
+    def count(self, outcome: Outcome, brand: str | None = None, event_time: float = 0.0) -> None:
+        """Count a mention's outcome; a mention applied to ``brand`` also counts as judged."""
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if brand is not None:
+            self.judged.setdefault(brand, []).append(event_time)
+
+    def get(self, brand: str) -> BrandState | None:
+        if brand not in self.states:
+            stored = self.table.get(brand)
+            if stored is not None:
+                self.stored.add(brand)
+            self.states[brand] = _load_state(stored, brand)
+        return self.states[brand]
+
+    def put(self, brand: str, state: BrandState) -> None:
+        self.states[brand] = state
+        self.touched[brand] = self.event
+        if brand not in self.stored:
+            self.stored.add(brand)
+            self.created += 1
+
+    def known(self, brand: str) -> bool:
+        """Whether the brand has a state (in the table, or made by this batch)."""
+        self.get(brand)
+        return brand in self.stored
+
+    def brands_held(self) -> int:
+        """Brands with a state: the table's and those this batch made."""
+        return len(self.table) + self.created
+
+    def touched_states(self) -> list[tuple[str, BrandState]]:
+        touched = [(brand, self.states[brand]) for brand in self.touched]
+        return [(brand, state) for brand, state in touched if state is not None]
+
+    def write(self) -> None:
+        for brand, state in self.touched_states():
+            token = _current_event.set(weakref.ref(self.touched[brand]))
+            try:
+                self.table[brand] = encode_state(state)
+            finally:
+                _current_event.reset(token)
 
 
 class SkippedOffsets:
@@ -510,11 +629,25 @@ def _ingested_at(value: Any) -> float | None:
     return None
 
 
+def encode_state(state: BrandState) -> bytes:
+    """A brand's state as the table keeps it and its changelog carries it: JSON bytes."""
+    return orjson.dumps(state.to_dict())
+
+
+def decode_state(stored: Any) -> dict[str, Any]:
+    """The serialised state (``BrandState.to_dict``) of a table value: JSON bytes, or the
+    decoded value itself."""
+    value = orjson.loads(stored) if isinstance(stored, bytes | bytearray | str) else stored
+    if not isinstance(value, dict):
+        raise TypeError(f"a brand state is a JSON object, not {type(value).__name__}")
+    return value
+
+
 def _load_state(stored: Any, brand: str) -> BrandState | None:
     if stored is None:
         return None
     try:
-        return BrandState.from_dict(stored)
+        return BrandState.from_dict(decode_state(stored))
     except (KeyError, TypeError, ValueError) as exc:
         log.error("state of brand %r is unreadable (%r); starting it afresh", brand, exc)
         return None

@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -262,6 +263,8 @@ class WorkerMetrics:
         self.consumer_lag = ConsumerLagCollector()
         registry.register(self.consumer_lag)
         self._last_event: dict[str, float] = {}
+        self._processed: dict[tuple[str, str], Any] = {}
+        self._languages: dict[tuple[str | None, bool], Any] = {}
         self.worker_up.set(1)
         self.worker_info.labels(version=package_version(), detector_version=DETECTOR_VERSION).set(1)
         for reason in Reason:
@@ -272,15 +275,38 @@ class WorkerMetrics:
 
     def observe_judged(self, brand: str, event_time: float, now: float) -> None:
         """A mention of ``brand`` with ``event_time`` went through the detector at ``now``."""
-        self.event_to_decision.observe(max(0.0, now - event_time))
+        self.observe_judged_all(brand, [event_time], now)
+
+    def observe_judged_all(self, brand: str, event_times: list[float], now: float) -> None:
+        """Mentions of ``brand`` with these event times went through the detector at
+        ``now`` (a batch: the brand's gauge is set once)."""
+        observe = self.event_to_decision.observe
+        for event_time in event_times:
+            observe(max(0.0, now - event_time))
+        newest = max(event_times, default=-math.inf)
         label = self.brand_label(brand)
-        if event_time > self._last_event.get(label, -math.inf):
-            self._last_event[label] = event_time
-            self.last_event.labels(brand=label).set(event_time)
+        if newest > self._last_event.get(label, -math.inf):
+            self._last_event[label] = newest
+            self.last_event.labels(brand=label).set(newest)
+
+    def processed(self, stage: str, outcome: str, n: int = 1) -> None:
+        """Count ``n`` mentions of ``stage`` with ``outcome`` (labelled children are kept:
+        looking one up is most of the cost of counting)."""
+        child = self._processed.get((stage, outcome))
+        if child is None:
+            child = self._processed[(stage, outcome)] = self.mentions.labels(
+                stage=stage, outcome=outcome
+            )
+        child.inc(n)
 
     def observe_language(self, lang: str | None, scored: bool) -> None:
-        label = self.language_label(lang)
-        self.by_language.labels(lang=label, scored="true" if scored else "false").inc()
+        child = self._languages.get((lang, scored))
+        if child is None:
+            label = self.language_label(lang)
+            child = self.by_language.labels(lang=label, scored="true" if scored else "false")
+            if len(self._languages) < 1000:  # input languages are not bounded; labels are
+                self._languages[(lang, scored)] = child
+        child.inc()
 
     def observe_alert_sent(self, ingested_at: float | None, now: float) -> None:
         """An alert caused by a mention the ingest agent received at ``ingested_at`` was sent."""

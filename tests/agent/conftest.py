@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -179,8 +180,15 @@ def vader() -> VaderScorer:
 
 @pytest.fixture
 async def harness(vader: VaderScorer) -> AsyncIterator[Harness]:
+    async with make_harness(TEST_SETTINGS, vader) as h:
+        yield h
+
+
+@asynccontextmanager
+async def make_harness(settings: Settings, vader: VaderScorer) -> AsyncIterator[Harness]:
+    """A harness around an app built from ``settings`` (the fixture uses TEST_SETTINGS)."""
     registry = CollectorRegistry()
-    radar = create_app(TEST_SETTINGS, registry=registry, scorer=vader)
+    radar = create_app(settings, registry=registry, scorer=vader)
     radar.app.finalize()
     producer = RecordingProducer()
     radar.app.producer = cast(Any, producer)  # duck-typed stand-in for Faust's ProducerT

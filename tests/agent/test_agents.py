@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from detector.core import Position, step
 from detector.sentiment import VaderScorer, from_wire
-from streams.app import REASON_HEADER
+from detector.state import BrandState
+from streams.app import REASON_HEADER, decode_state
 from tests.agent.conftest import (
     BRAND,
     T0,
     TEST_SETTINGS,
     TEST_THRESHOLDS,
     Harness,
+    make_harness,
     mention_bytes,
     scored_record,
     wait_until,
@@ -34,14 +38,14 @@ ALERT_TYPE = "io.crisis-radar.alert.{kind}.{phase}.v1"
 
 
 def brand_state(harness: Harness, brand: str = BRAND) -> dict[str, Any]:
-    state = harness.radar.table[brand]
-    assert isinstance(state, dict), f"no state for {brand!r}: {state!r}"
-    return state
+    stored = harness.radar.table[brand]
+    assert isinstance(stored, bytes), f"no state for {brand!r}: {stored!r}"
+    return decode_state(stored)
 
 
 def mentions_applied(harness: Harness, brand: str = BRAND) -> int:
-    state = harness.radar.table.get(brand)
-    return 0 if state is None else int(state["mentions"])
+    stored = harness.radar.table.get(brand)
+    return 0 if stored is None else int(decode_state(stored)["mentions"])
 
 
 # --------------------------------------------------------------------------------------
@@ -193,7 +197,7 @@ async def test_detect_learns_a_baseline_then_alerts_on_a_spike(harness: Harness)
     assert warming == 1
     assert alerts_after_warm_up == []
 
-    # The brand's state is in the table, as the plain dict the changelog carries.
+    # The brand's state is in the table as the JSON bytes its changelog record carries.
     state = brand_state(harness)
     assert state["brand"] == BRAND
     assert state["baseline"]["buckets_seen"] == WARMUP_BUCKETS
@@ -201,7 +205,7 @@ async def test_detect_learns_a_baseline_then_alerts_on_a_spike(harness: Harness)
     assert [e["kind"] for e in state["episodes"]] == ["virality"]
     assert state["positions"] == {"0": len(warm_up) + SPIKE - 1}
     changelog = harness.sent(harness.changelog_topic)
-    assert len(changelog) == len(warm_up) + SPIKE  # one write per applied mention
+    assert 0 < len(changelog) <= len(warm_up) + SPIKE  # at most one write per brand and batch
     last_key = changelog[-1].key
     assert last_key is not None and json.loads(last_key) == BRAND
     assert changelog[-1].json() == state
@@ -297,3 +301,70 @@ async def test_detect_dead_letters_an_unreadable_record_and_keeps_running(
     [dead] = harness.sent(DEAD_LETTER)
     assert dead.headers[REASON_HEADER] == b"corrupt_internal"
     assert dead.headers["crisis-radar-source"] == f"{SCORED}/0/0".encode()
+
+
+async def test_detect_batch_writes_each_brand_once_after_its_alerts(vader: VaderScorer) -> None:
+    """One batch: every mention applied in order (a replayed offset inside the batch
+    skipped), the alerts it decides sent, then each touched brand's state written once,
+    equal to the state of applying the same mentions one at a time."""
+    acme = [
+        scored_record(b * PER_BUCKET + k, T0 + 60 * b + k, compound=0.5)
+        for b in range(WARMUP_BUCKETS)
+        for k in range(PER_BUCKET)
+    ]
+    spike_start = T0 + 60 * WARMUP_BUCKETS
+    acme += [scored_record(len(acme) + k, spike_start + k, compound=0.0) for k in range(SPIKE)]
+    # globex only in the spike's bucket: the partition clock ticks nobody for it.
+    globex = [scored_record(100 + k, spike_start + k, -0.6, brand="globex") for k in range(3)]
+    records = [(r, BRAND) for r in acme[:-1]] + [(r, "globex") for r in globex]
+    records.append((acme[-1], BRAND))
+    replayed = 2  # acme's third mention, read again inside the same batch
+    settings = replace(TEST_SETTINGS, batch_size=len(records) + 1, batch_seconds=5)
+
+    async with make_harness(settings, vader) as harness:
+        async with harness.radar.detect.test_context() as agent:
+            for record, brand in records:
+                await agent.put(record, key=brand.encode(), wait=False)
+            agent.sent_offset = replayed
+            await agent.put(records[replayed][0], key=BRAND.encode(), wait=False)
+            await wait_until(lambda: mentions_applied(harness) == len(acme), "the batch", 10)
+
+        changelog = harness.sent(harness.changelog_topic)
+        assert sorted(json.loads(r.key or b"") for r in changelog) == ["acme", "globex"]
+        kinds = [r.topic for r in harness.producer.records]
+        assert kinds.count(ALERTS) == 2  # opened and escalated
+        last_alert = max(i for i, topic in enumerate(kinds) if topic == ALERTS)
+        assert kinds.index(harness.changelog_topic) > last_alert  # alerts first, state second
+        assert harness.processed("detect", "duplicate") == 1
+        assert harness.processed("detect", "applied") == len(records)
+
+        one_at_a_time: dict[str, BrandState | None] = {BRAND: None, "globex": None}
+        for offset, (record, brand) in enumerate(records):
+            scored = from_wire(record)
+            state = one_at_a_time[brand]
+            result = step(state, scored, TEST_THRESHOLDS, Position(0, offset))
+            one_at_a_time[brand] = result.state
+        for brand, state in one_at_a_time.items():
+            assert state is not None
+            assert brand_state(harness, brand) == state.to_dict()
+
+
+async def test_detect_counts_the_brands_a_batch_creates_against_the_limit(
+    vader: VaderScorer,
+) -> None:
+    """Brands created earlier in the same batch count toward ``max_brands``, although
+    their states reach the table only when the batch ends."""
+    brands = ["acme", "globex", "initech", "acme"]
+    limits = replace(TEST_SETTINGS.limits, max_brands=2)
+    settings = replace(TEST_SETTINGS, limits=limits, batch_size=len(brands), batch_seconds=5)
+    async with make_harness(settings, vader) as harness:
+        async with harness.radar.detect.test_context() as agent:
+            for i, brand in enumerate(brands):
+                await agent.put(scored_record(i, T0 + i, 0.1, brand=brand), wait=False)
+            await wait_until(lambda: mentions_applied(harness) == 2, "the batch")
+
+        assert mentions_applied(harness, "globex") == 1
+        assert harness.radar.table.get("initech") is None
+        assert harness.dead_letters("too_many_brands") == 1
+        [dead] = harness.sent(DEAD_LETTER)
+        assert dead.headers["crisis-radar-source"] == f"{MENTIONS}/0/2".encode()

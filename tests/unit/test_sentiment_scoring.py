@@ -154,3 +154,35 @@ def test_wire_rejects_a_non_boolean_scored() -> None:
     record["scored"] = "no"
     with pytest.raises(TypeError):
         from_wire(record)
+
+
+class CountingScorer:
+    """A scorer that counts the texts it is asked about."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def compound(self, text: str) -> float:
+        self.texts.append(text)
+        return -0.5 if "awful" in text else 0.5
+
+
+def test_each_distinct_text_brand_and_language_is_scored_once() -> None:
+    counting = CountingScorer()
+    scorer = MentionScorer(BRANDS, scorers={"en": counting})
+    text = "United lost my bag, awful"
+    first = scorer.score_mention(mention(text))
+    assert scorer.score_mention(mention(text)) == first  # a repost: not scored again
+    assert len(counting.texts) == 1
+    # The score depends on the brand (what is masked) and the language: not shared.
+    scorer.score_mention(mention(text, brand="deutsche-bahn"))
+    scorer.score_mention(mention(text, lang="de"))  # no German scorer here: unscored
+    scorer.score_mention(mention(text, lang="en"))
+    assert len(counting.texts) == 3
+    # A long text is scored every time (the cache keeps only texts up to CACHED_CHARS).
+    long_text = "United was awful. " * 100
+    scorer.score_mention(mention(long_text))
+    scorer.score_mention(mention(long_text))
+    assert len(counting.texts) == 5
