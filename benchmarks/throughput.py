@@ -60,6 +60,7 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from streams import scored as scored_batch
 from streams.kafka_util import EMBEDDED_ENV, EmbeddedBroker, ensure_topics, free_port, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -1150,10 +1151,10 @@ def ingest_times(brokers: str, run: Run, start: dict[int, int]) -> dict[tuple[in
     ingested: dict[tuple[int, int], float] = {}
 
     def handle(record: Any) -> None:
-        value = json.loads(record.value)
-        position = value.get("source_position")
-        if isinstance(position, list) and len(position) == 2:
-            ingested[(position[0], position[1])] = float(value.get("ingested_at", 0.0))
+        for value in scored_batch.unpack(record.value):
+            position = value.get("source_position")
+            if isinstance(position, list) and len(position) == 2:
+                ingested[(position[0], position[1])] = float(value.get("ingested_at", 0.0))
 
     asyncio.run(_read_from(brokers, run.scored_topic, start, handle))
     return ingested

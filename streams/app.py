@@ -32,6 +32,7 @@ from detector.model import Rejection, admit_brand, parse_mention
 from detector.sentiment import SentimentScorer, from_wire, score, to_wire
 from detector.state import BrandState
 from streams import control
+from streams import scored as scored_batch
 from streams.control import LiveConfig
 from streams.kafka_util import read_offsets
 from streams.metrics import WorkerMetrics
@@ -105,7 +106,8 @@ def create_app(
     scored_topic = app.topic(
         settings.scored_topic,
         key_type=bytes,
-        value_serializer="json",
+        value_type=bytes,
+        value_serializer="raw",  # see streams.scored
         partitions=settings.partitions,
         internal=True,
     )
@@ -142,9 +144,11 @@ def create_app(
             return
         metrics.dead_letters.labels(reason=reason).inc()
 
-    async def ingest_one(message: Any, raw_value: bytes, sends: list[Any]) -> None:
-        """Decode, validate and score one mention; its scored record's send goes to
-        ``sends`` (the batch waits for all of them), a rejected one is dead-lettered."""
+    async def ingest_one(
+        message: Any, raw_value: bytes, accepted: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Decode, validate and score one mention, added to ``accepted`` as (brand, scored
+        mention); a rejected one is dead-lettered."""
         received = time.time()
         parsed = parse_mention(raw_value, now=received, limits=settings.limits)
         if isinstance(parsed, Rejection):
@@ -165,7 +169,7 @@ def create_app(
         # Where the mention was read: a replay of this agent after a crash forwards it
         # again at a new offset of the scored topic, but with the same source position.
         wire[SOURCE_POSITION] = [message.partition, message.offset]
-        sends.append(await scored_topic.send(key=parsed.brand.encode(), value=wire))
+        accepted.append((parsed.brand, wire))
 
     async def fill_gap(agent: str, gap: Gap, handle: Callable[[Any], Awaitable[None]]) -> None:
         """Hands the records of a gap the consumer left (see ``SkippedOffsets``) to the
@@ -210,21 +214,26 @@ def create_app(
     async def ingest_batch(events: list[Any], skipped: SkippedOffsets) -> None:
         """Ingest a batch of mentions in order; it ends once the broker has every scored
         record the batch sent (see ``held``)."""
-        sends: list[Any] = []
+        accepted: list[tuple[str, dict[str, Any]]] = []
 
         async def ingest_record(record: Any) -> None:
             raw_value = record.value if isinstance(record.value, bytes) else b""
-            await ingest_one(record, raw_value, sends)
+            await ingest_one(record, raw_value, accepted)
 
         for event in events:
             gap = skipped.check(event)
             if gap is not None:
                 await fill_gap("ingest", gap, ingest_record)
             raw_value = event.value if isinstance(event.value, bytes) else b""
-            await ingest_one(event.message, raw_value, sends)
+            await ingest_one(event.message, raw_value, accepted)
+        # One record per scored partition (see streams.scored), all sent, then waited for.
+        sends = [
+            await scored_topic.send(value=value, partition=partition)
+            for partition, value in scored_batch.pack(accepted, settings.partitions)
+        ]
         for sent in sends:
             await sent
-        metrics.processed("ingest", "accepted", len(sends))
+        metrics.processed("ingest", "accepted", len(accepted))
 
     live = LiveConfig(settings.thresholds)
     control_ready = asyncio.Event()
@@ -288,11 +297,16 @@ def create_app(
         await clocks.advance(message.partition, brand, scored.mention.created_at)
 
     async def detect_record(record: Any) -> None:
+        """Apply the scored mentions of one record of the scored topic."""
         try:
-            value = json.loads(record.value)
-        except (TypeError, ValueError):
-            value = record.value
-        await detect_one(record, value)
+            values = scored_batch.unpack(record.value)
+        except (TypeError, ValueError) as exc:
+            metrics.processed("detect", "corrupt")
+            log.error("unreadable record on %s: %r", record.topic, exc)
+            await dead_letter(record, bytes(record.value or b""), "corrupt_internal", str(exc))
+            return
+        for value in values:
+            await detect_one(record, value)
 
     @app.agent(scored_topic, concurrency=1)
     async def detect(stream: Any) -> None:
@@ -315,7 +329,7 @@ def create_app(
             gap = skipped.check(event)
             if gap is not None:
                 await fill_gap("detect", gap, detect_record)
-            await detect_one(event.message, event.value)
+            await detect_record(event.message)
         batch.write()
         for brand, state in batch.touched_states():
             metrics.observe_state(state, live.for_brand(brand))

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from config.settings import Settings, load_settings
 from detector import alerts
 from detector.replay import Replayer
+from streams import scored as scored_batch
 from streams.app import STATE_TABLE
 from streams.kafka_util import EMBEDDED_ENV, EmbeddedBroker, free_port
 
@@ -670,7 +671,7 @@ def skipped_mentions(deployment: Deployment, input_records: int) -> dict[str, in
         for r in read_count(deployment.broker_list, settings.mentions_topic, input_records)
     }
     scored_at = {
-        (r.partition, r.offset): tuple(json.loads(r.value)["source_position"])
+        (r.partition, r.offset): [tuple(w["source_position"]) for w in scored_batch.unpack(r.value)]
         for r in read_all(deployment.broker_list, settings.scored_topic)
     }
     positions = set()
@@ -678,8 +679,8 @@ def skipped_mentions(deployment: Deployment, input_records: int) -> dict[str, in
         for offset in range(first_offset, last_offset + 1):
             if topic == settings.mentions_topic:
                 positions.add((partition, offset))
-            elif (partition, offset) in scored_at:
-                positions.add(scored_at[(partition, offset)])
+            else:
+                positions.update(scored_at.get((partition, offset), []))
     counts: dict[str, int] = {}
     for position in positions:
         if position in brand_at:
