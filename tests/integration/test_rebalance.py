@@ -66,6 +66,15 @@ TIMEOUT = 240.0
 QUIET = 15.0  # seconds without a mention handled: the workers are done
 
 
+def input_partitions(worker: Worker, topic: str) -> set[str]:
+    """The partitions of ``topic`` the worker is assigned and has fetched from."""
+    return {
+        dict(labels)["partition"]
+        for name, labels in worker.metrics().samples
+        if name == "crisis_radar_consumer_lag_records" and ("topic", topic) in labels
+    }
+
+
 def applied(worker: Worker) -> float:
     try:
         metrics = worker.metrics()
@@ -161,6 +170,13 @@ def test_stop_and_restart_one_of_two_workers(broker: EmbeddedBroker, tmp_path: P
         again = deployment.start_worker("two-again")
         workers.append(again)
         t2 = time.monotonic()
+        # The last third only once the restarted worker has input partitions: worker one
+        # could otherwise handle all of it before the rebalance ends.
+        again.wait(
+            "the restarted worker to have input partitions",
+            lambda: input_partitions(again, settings.mentions_topic),
+            TIMEOUT,
+        )
         produce(producer, settings.mentions_topic, chunks[2])
         again.wait("the restarted worker to apply mentions", lambda: applied(again) > 0, TIMEOUT)
         figures["restarted worker applying after"] = time.monotonic() - t2
