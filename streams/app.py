@@ -45,6 +45,12 @@ REASON_HEADER = "crisis-radar-reason"
 # ``from_wire`` ignores it; the detect agent uses it for the ingest-to-alert latency.
 INGESTED_AT = "ingested_at"
 SOURCE_POSITION = "source_position"
+# An agent idle this long whose partition the consumer has fetched beyond the records it
+# handed out has been left records behind (``SkippedOffsets.left_behind``); checked this
+# often, the same offset fetched again at most this often.
+LEFT_BEHIND_IDLE_SECONDS = 3.0
+LEFT_BEHIND_CHECK_SECONDS = 1.0
+LEFT_BEHIND_RETRY_SECONDS = 30.0
 # How long the detect agent waits at start-up for the control topic's live changes.
 CONTROL_START_TIMEOUT = 30.0
 
@@ -204,12 +210,35 @@ def create_app(
             gap.partition,
         )
 
+    ingest_skipped = SkippedOffsets(app, "ingest", settings.mentions_topic)
+    detect_skipped = SkippedOffsets(app, "detect", settings.scored_topic)
+
+    @app.timer(LEFT_BEHIND_CHECK_SECONDS)
+    async def fetch_left_behind() -> None:
+        """Has the consumer passed records of an idle agent's partition without handing
+        them out? Then it reads them again (see ``SkippedOffsets.left_behind``)."""
+        for skipped in (ingest_skipped, detect_skipped):
+            for tp, first, position in await skipped.left_behind():
+                metrics.consumer_gaps.labels(agent=skipped.name, outcome="fetched_again").inc(
+                    position - first
+                )
+                log.warning(
+                    "%s: the consumer passed offsets %d to %d of %s/%d without handing them "
+                    "out; fetching them again (see docs/delivery.md)",
+                    skipped.name,
+                    first,
+                    position - 1,
+                    tp.topic,
+                    tp.partition,
+                )
+                await app.consumer.seek(tp, first)
+
     @app.agent(mentions_topic, concurrency=1)
     async def ingest(stream: Any) -> None:
-        skipped = SkippedOffsets(app, "ingest")
+        ingest_skipped.waiting()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            with held(events):
-                await ingest_batch(events, skipped)
+            with held(events), ingest_skipped.busy():
+                await ingest_batch(events, ingest_skipped)
 
     async def ingest_batch(events: list[Any], skipped: SkippedOffsets) -> None:
         """Ingest a batch of mentions in order; it ends once the broker has every scored
@@ -311,10 +340,10 @@ def create_app(
     @app.agent(scored_topic, concurrency=1)
     async def detect(stream: Any) -> None:
         await control_read()
-        skipped = SkippedOffsets(app, "detect")
+        detect_skipped.waiting()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            with held(events):
-                await detect_batch(events, skipped)
+            with held(events), detect_skipped.busy():
+                await detect_batch(events, detect_skipped)
 
     async def detect_batch(events: list[Any], skipped: SkippedOffsets) -> None:
         """Apply a batch of scored records in order. Each brand's state is read from the
@@ -515,18 +544,76 @@ class SkippedOffsets:
     still handled in order. Offsets also go missing without records being lost
     (compaction, transaction markers): reading them again finds nothing."""
 
-    def __init__(self, app: faust.App, name: str) -> None:
+    def __init__(self, app: faust.App, name: str, topic: str) -> None:
         self.app = app
         self.name = name
+        self.topic = topic
         self.generation: int | None = None
         self.expected: dict[Any, int] = {}  # TP -> next offset
+        self.working = True  # until the agent waits for records: see ``waiting``
+        self.last_work = time.monotonic()
+        self.sought: dict[Any, tuple[int, float]] = {}  # TP -> (offset, when) of a seek
+
+    def waiting(self) -> None:
+        """The agent now waits for its stream's records (from then on, an idle agent is
+        one that has been handed nothing)."""
+        self.working = False
+        self.last_work = time.monotonic()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """Around the agent's work on a batch."""
+        self.working = True
+        try:
+            yield
+        finally:
+            self.working = False
+            self.last_work = time.monotonic()
+
+    def _same_generation(self) -> None:
+        if self.app.consumer_generation_id != self.generation:
+            self.generation = self.app.consumer_generation_id
+            self.expected.clear()  # a new assignment starts at the committed offsets
+            self.sought.clear()
+
+    async def left_behind(self) -> list[tuple[Any, int, int]]:
+        """(partition, first offset, consumer position) of each assigned partition whose
+        records from the first offset on the consumer has fetched (its position is
+        beyond them) but never handed out, while the agent has been idle for
+        ``LEFT_BEHIND_IDLE_SECONDS``. Such a tail is what the dropped rest of a fetched
+        batch looks like when no later record reveals it (``check``): it would wait for
+        a restart. The same offset is sought again at most every ``LEFT_BEHIND_RETRY_SECONDS``."""
+        now = time.monotonic()
+        consumer = getattr(self.app, "_consumer", None)
+        if (
+            consumer is None
+            or self.working
+            or now - self.last_work < LEFT_BEHIND_IDLE_SECONDS
+            or not consumer.flow_active
+        ):
+            return []
+        self._same_generation()
+        found = []
+        for tp in sorted(consumer.assignment()):
+            if tp.topic != self.topic:
+                continue
+            first = self.expected.get(tp, consumer._committed_offset.get(tp))
+            if first is None:
+                continue
+            position = await consumer.position(tp)
+            if position is None or position <= first:
+                continue
+            offset, when = self.sought.get(tp, (-1, 0.0))
+            if offset == first and now - when < LEFT_BEHIND_RETRY_SECONDS:
+                continue
+            self.sought[tp] = (first, now)
+            found.append((tp, first, position))
+        return found
 
     def check(self, event: Any) -> Gap | None:
         message = event.message
         tp, offset = message.tp, message.offset
-        if self.app.consumer_generation_id != self.generation:
-            self.generation = self.app.consumer_generation_id
-            self.expected.clear()  # a new assignment starts at the committed offsets
+        self._same_generation()
         expected = self.expected.get(tp)
         gap = None
         if expected is not None and offset > expected:

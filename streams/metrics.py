@@ -143,7 +143,8 @@ class WorkerMetrics:
         self.consumer_gaps = Counter(
             "crisis_radar_consumer_gap_records_total",
             "Records the Kafka consumer left out of a partition, by agent: read again "
-            "directly (read_again) or not readable (lost).",
+            "directly (read_again), not readable (lost), or a tail passed while the agent "
+            "was idle and fetched again (fetched_again).",
             ["agent", "outcome"],
             registry=registry,
         )

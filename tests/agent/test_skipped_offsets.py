@@ -1,0 +1,122 @@
+"""``SkippedOffsets``: the offsets of a partition the consumer leaves out, as gaps between
+the records it hands out, or as a tail it passed while the agent was idle.
+
+The consumer here is a stand-in with the four things ``SkippedOffsets`` asks a Faust
+consumer (assignment, committed offsets, position, flow); the integration tests run the
+real one (tests/integration/test_crash_restart.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pytest
+from faust.types import TP
+
+from streams import app as app_module
+from streams.app import Gap, SkippedOffsets
+
+TOPIC = "mentions"
+P0, P1 = TP(TOPIC, 0), TP(TOPIC, 1)
+
+
+@dataclass
+class Consumer:
+    positions: dict[TP, int]
+    _committed_offset: dict[TP, int | None] = field(default_factory=dict)
+    flow_active: bool = True
+
+    def assignment(self) -> set[TP]:
+        return set(self.positions) | {TP("other-topic", 0)}
+
+    async def position(self, tp: TP) -> int | None:
+        return self.positions.get(tp)
+
+
+@dataclass
+class App:
+    _consumer: Consumer
+    consumer_generation_id: int = 1
+
+
+@dataclass
+class Message:
+    tp: TP
+    offset: int
+
+
+@dataclass
+class Event:
+    message: Message
+
+
+def handed(skipped: SkippedOffsets, tp: TP, *offsets: int) -> list[Gap | None]:
+    with skipped.busy():
+        return [skipped.check(Event(Message(tp, offset))) for offset in offsets]
+
+
+def idle(skipped: SkippedOffsets) -> None:
+    skipped.waiting()
+    skipped.last_work = time.monotonic() - app_module.LEFT_BEHIND_IDLE_SECONDS - 1
+
+
+def test_a_jump_between_handed_offsets_is_a_gap() -> None:
+    skipped = SkippedOffsets(App(Consumer({P0: 0})), "ingest", TOPIC)  # type: ignore[arg-type]
+    assert handed(skipped, P0, 5, 6, 7, 10, 11) == [None, None, None, Gap(TOPIC, 0, 8, 9), None]
+    assert handed(skipped, P0, 9) == [None]  # an older offset again: no gap
+
+
+async def test_an_idle_agent_with_a_passed_tail_is_told_where_it_starts() -> None:
+    consumer = Consumer({P0: 12, P1: 4}, {P0: 0, P1: 4})
+    skipped = SkippedOffsets(App(consumer), "ingest", TOPIC)  # type: ignore[arg-type]
+    handed(skipped, P0, 7, 8, 9)
+    assert await skipped.left_behind() == []  # the agent just worked
+    idle(skipped)
+    # P0: handed up to 9, the consumer is at 12: 10 and 11 were passed. P1: nothing handed
+    # out, the consumer is at the committed offset: nothing passed.
+    assert await skipped.left_behind() == [(P0, 10, 12)]
+    assert await skipped.left_behind() == []  # not again right away
+    consumer.positions[P1] = 6  # P1's first two records passed before any was handed out
+    assert await skipped.left_behind() == [(P1, 4, 6)]
+
+
+async def test_no_tail_is_reported_before_the_agent_waits_for_records() -> None:
+    skipped = SkippedOffsets(App(Consumer({P0: 12}, {P0: 3})), "detect", TOPIC)  # type: ignore[arg-type]
+    skipped.last_work = time.monotonic() - app_module.LEFT_BEHIND_IDLE_SECONDS - 1
+    assert await skipped.left_behind() == []  # e.g. still reading the control topic
+    skipped.waiting()
+    skipped.last_work = time.monotonic() - app_module.LEFT_BEHIND_IDLE_SECONDS - 1
+    assert await skipped.left_behind() == [(P0, 3, 12)]
+
+
+@pytest.mark.parametrize("state", ["working", "flow stopped", "caught up"])
+async def test_no_tail_is_reported_while_it_could_still_arrive(state: str) -> None:
+    consumer = Consumer({P0: 12})
+    skipped = SkippedOffsets(App(consumer), "detect", TOPIC)  # type: ignore[arg-type]
+    handed(skipped, P0, 9)
+    idle(skipped)
+    if state == "working":
+        with skipped.busy():
+            assert await skipped.left_behind() == []
+        return
+    if state == "flow stopped":
+        consumer.flow_active = False
+    else:
+        consumer.positions[P0] = 10
+    assert await skipped.left_behind() == []
+
+
+async def test_a_new_generation_starts_from_the_committed_offsets() -> None:
+    consumer = Consumer({P0: 12}, {P0: 11})
+    app = App(consumer)
+    skipped = SkippedOffsets(app, "detect", TOPIC)  # type: ignore[arg-type]
+    handed(skipped, P0, 5)
+    app.consumer_generation_id = 2
+    idle(skipped)
+    assert await skipped.left_behind() == [(P0, 11, 12)]
+
+
+async def test_a_partition_without_a_known_start_is_left_alone() -> None:
+    skipped = SkippedOffsets(App(Consumer({P0: 12}, {P0: None})), "ingest", TOPIC)  # type: ignore[arg-type]
+    idle(skipped)
+    assert await skipped.left_behind() == []
