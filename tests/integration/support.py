@@ -700,8 +700,9 @@ def assert_outcome(
     mentions missing from each brand's state (brands that lost none left out).
 
     No mention counted twice, none missing (``skipped``, the records the consumer left
-    out and the agents read again, says where a missing one was); none late; repeated alert events exact; every alert event id of
-    the replay delivered, no other; and for every brand that lost nothing, the replay's
+    out and the agents read again, says where a missing one was); none late; repeated
+    alert events exact; every alert event id of the replay delivered, no other; and for
+    every brand that lost nothing, the replay's
     alert events (but for ``time``: which mention or clock tick finalised a bucket
     depends on how brands share partitions) and baseline."""
     lost = {b: n - states.get(b, {}).get("mentions", 0) for b, n in sent.items()}
