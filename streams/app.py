@@ -89,6 +89,10 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "web_port": settings.web_port,
         "web_bind": settings.web_host,
         "consumer_auto_offset_reset": "earliest",
+        # Records a stream keeps unread in memory (Faust's default is 4096). A scored record
+        # holds up to an ingest batch of mentions, so the default could hold hundreds of
+        # megabytes; two batches ahead keep the agents busy.
+        "stream_buffer_maxsize": 2 * settings.batch_size,
         "key_serializer": "raw",
         "value_serializer": "raw",
     }
@@ -123,6 +127,9 @@ def create_app(
         partitions=settings.partitions,
         # Values are the state's JSON as bytes (``encode_state``), kept so in the store:
         # half the memory of the decoded value, and the changelog record is the same JSON.
+        # Recovery decodes changelog records with the serializer of ``value_type`` (not
+        # the schema's): bytes keeps them as they are.
+        value_type=bytes,
         schema=faust.Schema(key_serializer="json", value_serializer="raw"),
     )
     writes = ChangelogWrites(table)
@@ -336,6 +343,9 @@ def create_app(
             return
         for value in values:
             await detect_one(record, value)
+            if batch.mentions() >= settings.batch_size:
+                await write_states()
+                batch.begin(keep_event=True)
 
     @app.agent(scored_topic, concurrency=1)
     async def detect(stream: Any) -> None:
@@ -347,9 +357,9 @@ def create_app(
 
     async def detect_batch(events: list[Any], skipped: SkippedOffsets) -> None:
         """Apply a batch of scored records in order. Each brand's state is read from the
-        table once, updated in place by every mention of the batch, and written back
-        once, after the batch's alerts; the batch ends once those writes are on the
-        broker (see ``held``)."""
+        table once, updated in place by every mention, and written back once, after the
+        alerts, for every ``batch_size`` mentions (a record holds up to an ingest batch of
+        them); the batch ends once the last writes are on the broker (see ``held``)."""
         batch.begin()
         for event in events:
             # Table writes of this record, or of the records of a gap it reveals (same
@@ -359,6 +369,10 @@ def create_app(
             if gap is not None:
                 await fill_gap("detect", gap, detect_record)
             await detect_record(event.message)
+        await write_states()
+
+    async def write_states() -> None:
+        """Write the states the batch changed, and wait until the broker has them."""
         batch.write()
         for brand, state in batch.touched_states():
             metrics.observe_state(state, live.for_brand(brand))
@@ -478,15 +492,20 @@ class BrandBatch:
         self.table = table
         self.begin()
 
-    def begin(self) -> None:
-        """Start a new batch."""
-        self.event: Any = None  # the event being applied
+    def begin(self, keep_event: bool = False) -> None:
+        """Start a new batch (or a new part of one, still applying ``event``)."""
+        if not keep_event:
+            self.event: Any = None  # the event being applied
         self.states: dict[str, BrandState | None] = {}
         self.touched: dict[str, Any] = {}  # brand -> the last event that changed it
         self.stored: set[str] = set()  # brands with a state in the table or made here
         self.created = 0  # brands this batch gave a first state
         self.outcomes: dict[Outcome, int] = {}
         self.judged: dict[str, list[float]] = {}  # brand -> event times of mentions applied
+
+    def mentions(self) -> int:
+        """Mentions this batch has handled, whatever the outcome."""
+        return sum(self.outcomes.values())
 
     def count(self, outcome: Outcome, brand: str | None = None, event_time: float = 0.0) -> None:
         """Count a mention's outcome; a mention applied to ``brand`` also counts as judged."""

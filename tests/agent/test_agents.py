@@ -376,3 +376,28 @@ async def test_detect_counts_the_brands_a_batch_creates_against_the_limit(
         assert harness.dead_letters("too_many_brands") == 1
         [dead] = harness.sent(DEAD_LETTER)
         assert dead.headers["crisis-radar-source"] == f"{MENTIONS}/0/2".encode()
+
+
+async def test_detect_writes_states_every_batch_size_mentions_of_a_record(
+    vader: VaderScorer,
+) -> None:
+    """A scored record holds up to an ingest batch of mentions: the detect agent writes
+    the states it changed after every ``batch_size`` mentions, not only at the end of
+    its batch of records, and ends with the state of applying them one at a time."""
+    mentions = [
+        {**scored_record(k, T0 + k, compound=0.2), "source_position": [0, k]} for k in range(7)
+    ]
+    settings = replace(TEST_SETTINGS, batch_size=3, batch_seconds=5)
+
+    async with make_harness(settings, vader) as harness:
+        async with harness.radar.detect.test_context() as agent:
+            await agent.put(json.dumps({"mentions": mentions}).encode(), partition=0)
+            await wait_until(lambda: mentions_applied(harness) == len(mentions), "the record")
+
+        written = [decode_state(r.value) for r in harness.sent(harness.changelog_topic)]
+        assert [state["mentions"] for state in written] == [3, 6, 7]
+        state = None
+        for offset, wire in enumerate(mentions):
+            state = step(state, from_wire(wire), TEST_THRESHOLDS, Position(0, offset)).state
+        assert state is not None
+        assert brand_state(harness) == state.to_dict()
