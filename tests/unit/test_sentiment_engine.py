@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from detector.english import plain_vader, vader_lexicon
-from detector.valence import ValenceRules, ValenceScorer, normalise, punctuation_amplifier
+from detector.valence import (
+    Fallback,
+    ValenceRules,
+    ValenceScorer,
+    normalise,
+    punctuation_amplifier,
+)
 
 ANALYZER = SentimentIntensityAnalyzer()
 ENGINE = plain_vader()
@@ -145,3 +151,54 @@ def test_adjuster_sees_tokens_and_changes_valences() -> None:
     )
     assert ValenceScorer(rules).compound("Good, GOOD!") == 0.0
     assert seen == [["good", "good"]]
+
+
+_TOY_WORDS = ["gut", "schlecht", "Zugausfall", "zugausfall", "sehr", "nicht", "aber", "so", "x"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_TOY_WORDS + ["!", "?", ":)", "GUT"]), max_size=12).map(" ".join))
+def test_a_fallback_scores_like_a_lexicon_entry(text: str) -> None:
+    # The engine scores lexicon words and fallback words on two paths; a fallback that
+    # knows one word must score like a lexicon holding it.
+    base = {"gut": 2.0, "schlecht": -2.0, ":)": 2.0}
+
+    def toy(lexicon: dict[str, float], fallback: Fallback | None) -> ValenceScorer:
+        return ValenceScorer(
+            ValenceRules(
+                name="toy",
+                lexicon=lexicon,
+                boosters={"sehr": 0.293},
+                negations=frozenset({"nicht"}),
+                contrast=frozenset({"aber"}),
+                keep_short_tokens=False,
+                fallback=fallback,
+            )
+        )
+
+    def fallback(word: str, lower: str) -> float | None:
+        return -1.5 if lower == "zugausfall" else None
+
+    with_fallback = toy(base, fallback)
+    in_lexicon = toy({**base, "zugausfall": -1.5}, None)
+    assert with_fallback.valences(text) == in_lexicon.valences(text)
+    assert with_fallback.compound(text) == in_lexicon.compound(text)
+
+
+def test_adjuster_sees_every_token_with_zero_for_unscored_ones() -> None:
+    seen: list[list[float]] = []
+
+    def record(raw: list[str], words: list[str], lower: list[str], sent: list[float]) -> None:
+        assert len(raw) == len(words) == len(lower) == len(sent)
+        assert words == ["Good", "day", "x", "bad"]
+        seen.append(list(sent))
+
+    rules = ValenceRules(
+        name="toy",
+        lexicon={"good": 2.0, "bad": -2.0},
+        boosters={},
+        negations=frozenset(),
+        adjust=record,
+    )
+    ValenceScorer(rules).compound("Good, day x bad!")
+    assert seen == [[2.0, 0.0, 0.0, -2.0]]
