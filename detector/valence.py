@@ -35,6 +35,8 @@ import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import or_
 
 # VADER's empirically derived constants (Hutto & Gilbert 2014), kept as they are.
 BOOST = 0.293
@@ -105,6 +107,8 @@ def words(text: str) -> frozenset[str]:
 _REPEATED_LETTER = re.compile(r"([^\W\d_])\1{2,}")
 # The words after "no ..." that let "no" negate a lexicon word three tokens on.
 _OR_NOR = frozenset({"or", "nor"})
+# Texts of more tokens find their lexicon words in one pass rather than word by word.
+_SHORT_TEXT_TOKENS = 32
 # Tokens remembered by a token cache before it is emptied and refilled.
 _TOKEN_CACHE_SIZE = 200_000
 
@@ -174,6 +178,12 @@ def _token_cache(strip: str, keep_short: bool, lower: bool) -> _TokenCache:
     return cache
 
 
+def clear_token_caches() -> None:
+    """Empty the shared token caches (for a benchmark's first pass)."""
+    for cache in _CACHES.values():
+        cache.clear()
+
+
 def _ngrams(keys: Mapping[str, float], size: int) -> dict[tuple[str, ...], float]:
     """The entries of ``keys`` made of ``size`` space-separated words, keyed by word tuple.
     (Tokens hold no space, so a tuple of tokens equals a key's words exactly when the tokens
@@ -227,6 +237,8 @@ class ValenceScorer:
         "_doubt",
         "_context",
         "_fallback",
+        "_fallback_known",
+        "_fallback_valued",
         "_adjust",
         "_lower",
         "_word",
@@ -295,6 +307,10 @@ class ValenceScorer:
         context.discard("")
         self._context = frozenset(context)
         self._fallback = rules.fallback
+        # Token -> what the fallback says about it (None: nothing, or not asked), and the
+        # tokens it gives a valence; emptied together when full.
+        self._fallback_known: dict[str, float | None] = {}
+        self._fallback_valued: dict[str, float] = {}
         self._adjust = rules.adjust
         strip, keep_short = rules.strip_chars, rules.keep_short_tokens
         self._lower = _token_cache(strip, keep_short, lower=True)
@@ -415,11 +431,11 @@ class ValenceScorer:
         tokens before them)."""
         emoji_chars = self._emoji_chars
         if emoji_chars and not text.isascii():
-            found = emoji_chars.intersection(text)
-            if found:
+            present = emoji_chars.intersection(text)
+            if present:
                 if self._emoji_by_replace:
                     emoji = self._emoji
-                    for ch in found:
+                    for ch in present:
                         text = text.replace(ch, emoji[ch])
                 else:
                     text = self._replace_emoji(text)
@@ -431,14 +447,28 @@ class ValenceScorer:
         lower = list(map(self._lower.__getitem__, raw))
         scored = self._scored
         positions: list[int] = []
-        # With a fallback: the base valence of every scored token, by place.
-        by_place: dict[int, float] | None = None
-        fallback = self._fallback
-        if fallback is None:
-            hits = scored.keys() & lower
-            if not hits:
-                return text, raw, lower, positions, []
-            # The places of the lexicon words, in order (list.index and list.count run in C).
+        hits = scored.keys() & lower
+        # Tokens valued by the fallback (remembered by token, as their words are).
+        valued = self._fallback_valued
+        found: set[str] = set()
+        if self._fallback is not None:
+            tokens = set(raw)
+            # (set.difference with a dict looks up the set's items, not the dict's.)
+            new = tokens.difference(self._fallback_known)
+            if new:
+                self._learn_fallback(new, tokens)
+            found = valued.keys() & tokens
+        if not hits and not found:
+            return text, raw, lower, positions, []
+        # The places of the scored tokens, in order: found by list.index and list.count in a
+        # short text, by one pass over a long one (both run in C).
+        n = len(raw)
+        if found:
+            flags = map(or_, map(hits.__contains__, lower), map(found.__contains__, raw))
+            positions = list(compress(range(n), flags))
+        elif n > _SHORT_TEXT_TOKENS:
+            positions = list(compress(range(n), map(hits.__contains__, lower)))
+        else:
             for hit in hits:
                 k = lower.index(hit)
                 positions.append(k)
@@ -447,26 +477,8 @@ class ValenceScorer:
                     positions.append(k)
             if len(positions) > 1:
                 positions.sort()
-            no = self._no
-            has_no = no in hits if self._no_scored else bool(no) and no in lower
-        else:
-            by_place = {}
-            boosters = self._boosters
-            word = self._word
-            for i, lw in enumerate(lower):
-                base = scored.get(lw)
-                if base is None:
-                    if lw in boosters:
-                        continue
-                    base = fallback(word[raw[i]], lw)
-                    if base is None:
-                        continue
-                by_place[i] = base
-                positions.append(i)
-            if not positions:
-                return text, raw, lower, positions, []
-            no = self._no
-            has_no = bool(no) and no in lower
+        no = self._no
+        has_no = no in hits if self._no_scored else bool(no) and no in lower
 
         lexicon = self._lexicon
         context = self._context
@@ -476,7 +488,6 @@ class ValenceScorer:
         has_infix: bool | None = None
         cap_diff: bool | None = None
         idiom: bool | None = None
-        n = len(raw)
         last = n - 1
         values: list[float] = []
         for i in positions:
@@ -484,7 +495,7 @@ class ValenceScorer:
             if lw in skip_first and i < last and (lw, lower[i + 1]) in self._skip_pairs:
                 values.append(0.0)
                 continue
-            base = scored[lw] if by_place is None else by_place[i]
+            base = scored[lw] if lw in scored else valued[raw[i]]
             valence = base
             if has_no:
                 if lw == no and i != last and lower[i + 1] in lexicon:
@@ -523,6 +534,30 @@ class ValenceScorer:
                     continue
             values.append(self._context_rules(valence, raw, lower, i))
         return text, raw, lower, positions, values
+
+    def _learn_fallback(self, new: set[str], tokens: set[str]) -> None:
+        """Ask the fallback about the tokens it has not seen (all of the text's when the
+        memory is full and emptied): tokens whose word is neither scored nor a booster."""
+        known = self._fallback_known
+        valued = self._fallback_valued
+        if len(known) + len(new) > _TOKEN_CACHE_SIZE:
+            known.clear()
+            valued.clear()
+            new = tokens
+        fallback = self._fallback
+        assert fallback is not None
+        scored = self._scored
+        boosters = self._boosters
+        lower = self._lower
+        word = self._word
+        for token in new:
+            lw = lower[token]
+            value = None
+            if lw not in scored and lw not in boosters:
+                value = fallback(word[token], lw)
+                if value is not None:
+                    valued[token] = value
+            known[token] = value
 
     def _replace_emoji(self, text: str) -> str:
         # VADER's single pass: a space before a replacement unless one is there, none after.
