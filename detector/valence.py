@@ -34,6 +34,7 @@ import math
 import re
 import string
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import or_
@@ -107,6 +108,7 @@ def words(text: str) -> frozenset[str]:
 _REPEATED_LETTER = re.compile(r"([^\W\d_])\1{2,}")
 # The words after "no ..." that let "no" negate a lexicon word three tokens on.
 _OR_NOR = frozenset({"or", "nor"})
+_NOTHING: frozenset[str] = frozenset()
 # Texts of more tokens find their lexicon words in one pass rather than word by word.
 _SHORT_TEXT_TOKENS = 32
 # Tokens remembered by a token cache before it is emptied and refilled.
@@ -450,7 +452,7 @@ class ValenceScorer:
         hits = scored.keys() & lower
         # Tokens valued by the fallback (remembered by token, as their words are).
         valued = self._fallback_valued
-        found: set[str] = set()
+        found: AbstractSet[str] = _NOTHING
         if self._fallback is not None:
             tokens = set(raw)
             # (set.difference with a dict looks up the set's items, not the dict's.)
