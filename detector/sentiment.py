@@ -7,7 +7,9 @@ from typing import Protocol
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from detector.english import vader_rules
 from detector.model import Author, Engagement, Mention
+from detector.valence import ValenceScorer
 
 # VADER's documented cut-off: compound <= -0.05 is negative.
 NEGATIVE_COMPOUND = -0.05
@@ -33,15 +35,30 @@ class MentionSentimentScorer(Protocol):
 
 
 class VaderScorer:
-    """VADER (vaderSentiment 3.3.2) compound score."""
+    """VADER (vaderSentiment 3.3.2) compound score.
+
+    By default the score comes from the project's VADER-style engine with VADER's own rules
+    (``detector.valence.ValenceScorer(detector.english.vader_rules())``), which returns the
+    same floats as ``SentimentIntensityAnalyzer.polarity_scores``, several times faster
+    (``tests/unit/test_valence_vader.py``, ``benchmarks/vader_speed.py``,
+    ``docs/performance.md``). ``VaderScorer(reference=True)`` scores with vaderSentiment
+    itself.
+    """
 
     name = "vader"
 
-    def __init__(self) -> None:
-        self._analyzer = SentimentIntensityAnalyzer()
+    def __init__(self, reference: bool = False) -> None:
+        self.reference = reference
+        self.scorer: ValenceScorer | SentimentIntensityAnalyzer
+        if reference:
+            self.scorer = SentimentIntensityAnalyzer()
+        else:
+            self.scorer = ValenceScorer(vader_rules("english"))
 
     def compound(self, text: str) -> float:
-        return float(self._analyzer.polarity_scores(text)["compound"])
+        if self.reference:
+            return float(self.scorer.polarity_scores(text)["compound"])
+        return float(self.scorer.compound(text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from detector import valence
 from detector.english import plain_vader, vader_lexicon
-from detector.valence import ValenceRules, ValenceScorer, normalise, punctuation_amplifier
+from detector.valence import (
+    Fallback,
+    ValenceRules,
+    ValenceScorer,
+    normalise,
+    punctuation_amplifier,
+)
 
 ANALYZER = SentimentIntensityAnalyzer()
 ENGINE = plain_vader()
@@ -145,3 +152,70 @@ def test_adjuster_sees_tokens_and_changes_valences() -> None:
     )
     assert ValenceScorer(rules).compound("Good, GOOD!") == 0.0
     assert seen == [["good", "good"]]
+
+
+_TOY_WORDS = ["gut", "schlecht", "Zugausfall", "zugausfall", "sehr", "nicht", "aber", "so", "x"]
+_TOY_LEXICON = {"gut": 2.0, "schlecht": -2.0, ":)": 2.0}
+
+
+def _toy(lexicon: dict[str, float], fallback: Fallback | None) -> ValenceScorer:
+    return ValenceScorer(
+        ValenceRules(
+            name="toy",
+            lexicon=lexicon,
+            boosters={"sehr": 0.293},
+            negations=frozenset({"nicht"}),
+            contrast=frozenset({"aber"}),
+            keep_short_tokens=False,
+            fallback=fallback,
+        )
+    )
+
+
+def _heads(word: str, lower: str) -> float | None:
+    return -1.5 if lower == "zugausfall" and word[:1].isupper() else None
+
+
+def _assert_fallback_scores_like_lexicon(with_fallback: ValenceScorer, text: str) -> None:
+    in_lexicon = _toy({**_TOY_LEXICON, "zugausfall": -1.5}, None)
+    capitalised = text.replace("zugausfall", "Zugausfall")
+    assert with_fallback.valences(capitalised) == in_lexicon.valences(text)
+    assert with_fallback.compound(capitalised) == in_lexicon.compound(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_TOY_WORDS + ["!", "?", ":)", "GUT"]), max_size=12).map(" ".join),
+    st.integers(min_value=1, max_value=5),
+)
+def test_a_fallback_scores_like_a_lexicon_entry(text: str, times: int) -> None:
+    # The engine finds lexicon words and fallback words on two paths (and long texts on
+    # a third); a fallback that knows one word must score like a lexicon holding it.
+    _assert_fallback_scores_like_lexicon(_toy(_TOY_LEXICON, _heads), " ".join([text] * times))
+
+
+def test_a_full_fallback_memory_is_emptied(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(valence, "_TOKEN_CACHE_SIZE", 3)
+    scorer = _toy(_TOY_LEXICON, _heads)
+    for text in ["Zugausfall gut", "a b c d Zugausfall", "Zugausfall e f g h i", "x y"] * 3:
+        _assert_fallback_scores_like_lexicon(scorer, text)
+        assert len(scorer._fallback_known) <= max(3, len(set(text.split())))
+
+
+def test_adjuster_sees_every_token_with_zero_for_unscored_ones() -> None:
+    seen: list[list[float]] = []
+
+    def record(raw: list[str], words: list[str], lower: list[str], sent: list[float]) -> None:
+        assert len(raw) == len(words) == len(lower) == len(sent)
+        assert words == ["Good", "day", "x", "bad"]
+        seen.append(list(sent))
+
+    rules = ValenceRules(
+        name="toy",
+        lexicon={"good": 2.0, "bad": -2.0},
+        boosters={},
+        negations=frozenset(),
+        adjust=record,
+    )
+    ValenceScorer(rules).compound("Good, day x bad!")
+    assert seen == [[2.0, 0.0, 0.0, -2.0]]
