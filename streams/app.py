@@ -157,11 +157,11 @@ def create_app(
             return
         metrics.dead_letters.labels(reason=reason).inc()
 
-    async def ingest_one(
-        message: Any, raw_value: bytes, accepted: list[tuple[str, dict[str, Any]]]
-    ) -> None:
-        """Decode, validate and score one mention, added to ``accepted`` as (brand, scored
-        mention); a rejected one is dead-lettered."""
+    async def ingest_one(message: Any, accepted: list[tuple[str, dict[str, Any]]]) -> None:
+        """Decode, validate and score the mention of one input record (a Faust message or
+        a record read again directly), added to ``accepted`` as (brand, scored mention);
+        a rejected one is dead-lettered."""
+        raw_value = message.value if isinstance(message.value, bytes) else b""
         received = time.time()
         parsed = parse_mention(raw_value, now=received, limits=settings.limits)
         if isinstance(parsed, Rejection):
@@ -217,6 +217,32 @@ def create_app(
             gap.partition,
         )
 
+    async def in_batches(
+        stream: Any, skipped: SkippedOffsets, handle: Callable[[list[Any]], Awaitable[None]]
+    ) -> None:
+        """Hand an agent's stream to ``handle`` in batches, each held unacknowledged until
+        ``handle`` is done with it (see ``held``)."""
+        skipped.waiting()
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            with held(events), skipped.busy():
+                await handle(events)
+
+    async def in_order(
+        events: list[Any],
+        skipped: SkippedOffsets,
+        handle: Callable[[Any], Awaitable[None]],
+        starting: Callable[[Any], None] = lambda event: None,
+    ) -> None:
+        """Hand each event's record to ``handle``, in order, after the records of a gap it
+        reveals (read again directly, see ``SkippedOffsets``); ``starting`` is told of each
+        event first."""
+        for event in events:
+            starting(event)
+            gap = skipped.check(event)
+            if gap is not None:
+                await fill_gap(skipped.name, gap, handle)
+            await handle(event.message)
+
     ingest_skipped = SkippedOffsets(app, "ingest", settings.mentions_topic)
     detect_skipped = SkippedOffsets(app, "detect", settings.scored_topic)
 
@@ -242,26 +268,17 @@ def create_app(
 
     @app.agent(mentions_topic, concurrency=1)
     async def ingest(stream: Any) -> None:
-        ingest_skipped.waiting()
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            with held(events), ingest_skipped.busy():
-                await ingest_batch(events, ingest_skipped)
+        await in_batches(stream, ingest_skipped, ingest_batch)
 
-    async def ingest_batch(events: list[Any], skipped: SkippedOffsets) -> None:
+    async def ingest_batch(events: list[Any]) -> None:
         """Ingest a batch of mentions in order; it ends once the broker has every scored
         record the batch sent (see ``held``)."""
         accepted: list[tuple[str, dict[str, Any]]] = []
 
         async def ingest_record(record: Any) -> None:
-            raw_value = record.value if isinstance(record.value, bytes) else b""
-            await ingest_one(record, raw_value, accepted)
+            await ingest_one(record, accepted)
 
-        for event in events:
-            gap = skipped.check(event)
-            if gap is not None:
-                await fill_gap("ingest", gap, ingest_record)
-            raw_value = event.value if isinstance(event.value, bytes) else b""
-            await ingest_one(event.message, raw_value, accepted)
+        await in_order(events, ingest_skipped, ingest_record)
         # One record per scored partition (see streams.scored), all sent, then waited for.
         sends = [
             await scored_topic.send(value=value, partition=partition)
@@ -296,14 +313,17 @@ def create_app(
                 CONTROL_START_TIMEOUT,
             )
 
+    async def corrupt(message: Any, raw_value: bytes, exc: Exception) -> None:
+        metrics.processed("detect", "corrupt")
+        log.error("unreadable record on %s: %r", message.topic, exc)
+        await dead_letter(message, raw_value, "corrupt_internal", str(exc))
+
     async def detect_one(message: Any, value: Any) -> None:
-        """Apply one scored record to its brand's state in ``batch``."""
+        """Apply one scored mention to its brand's state in ``batch``."""
         try:
             scored = from_wire(value)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            metrics.processed("detect", "corrupt")
-            log.error("unreadable record on %s: %r", message.topic, exc)
-            await dead_letter(message, repr(value).encode(), "corrupt_internal", str(exc))
+            await corrupt(message, repr(value).encode(), exc)
             return
         brand = scored.mention.brand
         position = _source_position(value) or Position(message.partition, message.offset)
@@ -337,9 +357,7 @@ def create_app(
         try:
             values = scored_batch.unpack(record.value)
         except (TypeError, ValueError) as exc:
-            metrics.processed("detect", "corrupt")
-            log.error("unreadable record on %s: %r", record.topic, exc)
-            await dead_letter(record, bytes(record.value or b""), "corrupt_internal", str(exc))
+            await corrupt(record, bytes(record.value or b""), exc)
             return
         for value in values:
             await detect_one(record, value)
@@ -350,25 +368,21 @@ def create_app(
     @app.agent(scored_topic, concurrency=1)
     async def detect(stream: Any) -> None:
         await control_read()
-        detect_skipped.waiting()
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            with held(events), detect_skipped.busy():
-                await detect_batch(events, detect_skipped)
+        await in_batches(stream, detect_skipped, detect_batch)
 
-    async def detect_batch(events: list[Any], skipped: SkippedOffsets) -> None:
+    async def detect_batch(events: list[Any]) -> None:
         """Apply a batch of scored records in order. Each brand's state is read from the
         table once, updated in place by every mention, and written back once, after the
         alerts, for every ``batch_size`` mentions (a record holds up to an ingest batch of
         them); the batch ends once the last writes are on the broker (see ``held``)."""
         batch.begin()
-        for event in events:
+
+        def starting(event: Any) -> None:
             # Table writes of this record, or of the records of a gap it reveals (same
             # partition), go to the changelog partition of this event.
             batch.event = event
-            gap = skipped.check(event)
-            if gap is not None:
-                await fill_gap("detect", gap, detect_record)
-            await detect_record(event.message)
+
+        await in_order(events, detect_skipped, detect_record, starting)
         await write_states()
 
     async def write_states() -> None:
