@@ -1721,6 +1721,14 @@ def build_parser() -> argparse.ArgumentParser:
         "record per batch (16) for table recovery to be right, a larger value shows what "
         "that costs (0: Faust's default)",
     )
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the workers, e.g. CRISIS_RADAR_BATCH_SIZE=200 (repeatable); "
+        "the benchmark's own settings of topics, ports and broker still apply",
+    )
     parser.add_argument("--seed", type=int, default=11, help="of the corpora and histories")
     parser.add_argument("--timeout", type=float, default=1800.0, help="per phase, seconds")
     parser.add_argument(
@@ -1747,6 +1755,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGHUP, _stop_on_signal)
     Run.extra_env["CRISIS_RADAR_PRODUCER_MAX_BATCH_SIZE"] = str(args.producer_batch_size)
+    for setting in args.worker_env:
+        name, equals, value = setting.partition("=")
+        if not equals or not name:
+            raise SystemExit(f"--worker-env wants NAME=VALUE, not {setting!r}")
+        Run.extra_env[name] = value
     Run.stall_seconds = args.stall_seconds
     figures: dict[str, Any] = {
         "machine": machine(),

@@ -72,9 +72,9 @@ class Settings:
     rebalance_timeout: float = 60.0
     session_timeout: float = 60.0
     producer_max_batch_size: int = 0  # 0: Faust's default
-    # Each agent handles up to this many records at a time, waiting at most this long to
-    # fill a batch; it waits for the broker once per batch, and the detect agent writes
-    # each brand's state once per batch.
+    # Ingest and the detect agent handle up to this many records at a time (the detect
+    # agent waits at most batch_seconds to fill a batch); each waits for the broker once
+    # per batch, and the detect agent writes each brand's state once per batch.
     batch_size: int = 500
     batch_seconds: float = 0.05
     alert_source: str = "urn:crisis-radar:detector"
@@ -124,6 +124,12 @@ class Settings:
     @property
     def broker_list(self) -> list[str]:
         return [b.strip() for b in self.brokers.split(",") if b.strip()]
+
+    @property
+    def ingest_group(self) -> str:
+        """The consumer group that reads the mention topic (``streams.mentions``); the
+        Faust app's own group, ``app_id``, reads the scored topic."""
+        return f"{self.app_id}-ingest"
 
     @property
     def faust_broker(self) -> str:

@@ -1,10 +1,11 @@
-"""The Faust application: topics, the brand-state table, two thin agents, /metrics.
+"""The Faust application: topics, the brand-state table, ingest, the detect agent, /metrics.
 
-``ingest`` reads raw mention bytes, decodes and validates them (bad input goes to the
-dead-letter topic with its reason), scores the text and forwards it keyed by brand to
-the internal scored topic. ``detect`` reads that topic (so every brand's mentions meet
-in one partition), runs the detection core's ``step``, writes the brand's new state to
-the table, and sends alert events.
+Ingest reads raw mention bytes in batches (``streams.mentions.MentionReader``, a plain
+consumer: one Faust event per mention cost a third of the worker's time), decodes and
+validates them (bad input goes to the dead-letter topic with its reason), scores the
+text and forwards it keyed by brand to the internal scored topic. ``detect`` reads that
+topic (so every brand's mentions meet in one partition), runs the detection core's
+``step``, writes the brand's new state to the table, and sends alert events.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from streams import control
 from streams import scored as scored_batch
 from streams.control import LiveConfig
 from streams.kafka_util import read_offsets
+from streams.mentions import MentionReader
 from streams.metrics import WorkerMetrics
 
 log = logging.getLogger("crisis_radar.worker")
@@ -67,7 +69,8 @@ class CrisisRadarApp:
     alerts_topic: Any
     dead_letter_topic: Any
     table: Any
-    ingest: Any
+    ingest: Callable[[list[Any]], Awaitable[None]]  # a batch of input records
+    reader: MentionReader
     detect: Any
     live: LiveConfig
     control_ready: asyncio.Event  # set once the control topic's records at start-up are applied
@@ -158,9 +161,8 @@ def create_app(
         metrics.dead_letters.labels(reason=reason).inc()
 
     async def ingest_one(message: Any, accepted: list[tuple[str, dict[str, Any]]]) -> None:
-        """Decode, validate and score the mention of one input record (a Faust message or
-        a record read again directly), added to ``accepted`` as (brand, scored mention);
-        a rejected one is dead-lettered."""
+        """Decode, validate and score the mention of one input record, added to
+        ``accepted`` as (brand, scored mention); a rejected one is dead-lettered."""
         raw_value = message.value if isinstance(message.value, bytes) else b""
         received = time.time()
         parsed = parse_mention(raw_value, now=received, limits=settings.limits)
@@ -243,42 +245,35 @@ def create_app(
                 await fill_gap(skipped.name, gap, handle)
             await handle(event.message)
 
-    ingest_skipped = SkippedOffsets(app, "ingest", settings.mentions_topic)
     detect_skipped = SkippedOffsets(app, "detect", settings.scored_topic)
 
     @app.timer(LEFT_BEHIND_CHECK_SECONDS)
     async def fetch_left_behind() -> None:
-        """Has the consumer passed records of an idle agent's partition without handing
-        them out? Then it reads them again (see ``SkippedOffsets.left_behind``)."""
-        for skipped in (ingest_skipped, detect_skipped):
-            for tp, first, position in await skipped.left_behind():
-                metrics.consumer_gaps.labels(agent=skipped.name, outcome="fetched_again").inc(
-                    position - first
-                )
-                log.warning(
-                    "%s: the consumer passed offsets %d to %d of %s/%d without handing them "
-                    "out; fetching them again (see docs/delivery.md)",
-                    skipped.name,
-                    first,
-                    position - 1,
-                    tp.topic,
-                    tp.partition,
-                )
-                await app.consumer.seek(tp, first)
+        """Has the consumer passed records of the idle detect agent's partition without
+        handing them out? Then it reads them again (see ``SkippedOffsets.left_behind``)."""
+        skipped = detect_skipped
+        for tp, first, position in await skipped.left_behind():
+            metrics.consumer_gaps.labels(agent=skipped.name, outcome="fetched_again").inc(
+                position - first
+            )
+            log.warning(
+                "%s: the consumer passed offsets %d to %d of %s/%d without handing them "
+                "out; fetching them again (see docs/delivery.md)",
+                skipped.name,
+                first,
+                position - 1,
+                tp.topic,
+                tp.partition,
+            )
+            await app.consumer.seek(tp, first)
 
-    @app.agent(mentions_topic, concurrency=1)
-    async def ingest(stream: Any) -> None:
-        await in_batches(stream, ingest_skipped, ingest_batch)
-
-    async def ingest_batch(events: list[Any]) -> None:
-        """Ingest a batch of mentions in order; it ends once the broker has every scored
-        record the batch sent (see ``held``)."""
+    async def ingest_batch(records: list[Any]) -> None:
+        """Ingest a batch of input records (each partition's in offset order); it ends
+        once the broker has every scored record the batch sent, and only then are its
+        offsets committed (see ``MentionReader``)."""
         accepted: list[tuple[str, dict[str, Any]]] = []
-
-        async def ingest_record(record: Any) -> None:
+        for record in records:
             await ingest_one(record, accepted)
-
-        await in_order(events, ingest_skipped, ingest_record)
         # One record per scored partition (see streams.scored), all sent, then waited for.
         sends = [
             await scored_topic.send(value=value, partition=partition)
@@ -287,6 +282,22 @@ def create_app(
         for sent in sends:
             await sent
         metrics.processed("ingest", "accepted", len(accepted))
+
+    reader = MentionReader(
+        ingest_batch,
+        topic=settings.mentions_topic,
+        brokers=settings.broker_list,
+        group_id=settings.ingest_group,
+        batch_size=settings.batch_size,
+        session_timeout=settings.session_timeout,
+        rebalance_timeout=settings.rebalance_timeout,
+    )
+
+    @app.task
+    async def start_reader() -> None:
+        # A child of the app: it stops (finishing and committing its batch) before the
+        # producer its batches send with.
+        await app.add_runtime_dependency(reader)
 
     live = LiveConfig(settings.thresholds)
     control_ready = asyncio.Event()
@@ -433,7 +444,7 @@ def create_app(
 
     batch = BrandBatch(table)
     clocks = PartitionClocks(settings.thresholds.defaults.bucket_seconds, tick_brand)
-    metrics.consumer_lag.source = lambda: consumer_lag(app, {mentions_topic, scored_topic})
+    metrics.consumer_lag.source = lambda: {**consumer_lag(app, {scored_topic}), **reader.lag()}
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
@@ -449,7 +460,8 @@ def create_app(
         alerts_topic=alerts_topic,
         dead_letter_topic=dead_letter_topic,
         table=table,
-        ingest=ingest,
+        ingest=ingest_batch,
+        reader=reader,
         detect=detect,
         live=live,
         control_ready=control_ready,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 from faust.types import TP, RecordMetadata
 from prometheus_client import CollectorRegistry
 
@@ -57,6 +58,25 @@ TEST_SETTINGS = Settings(
     partitions=2,
     thresholds=ThresholdBook(defaults=TEST_THRESHOLDS),
 )
+
+
+def input_record(
+    value: bytes, key: bytes | None = None, offset: int = 0, partition: int = 0
+) -> ConsumerRecord[bytes | None, bytes]:
+    """A record of the mention topic as the ingest's consumer hands it over."""
+    return ConsumerRecord(
+        topic=TEST_SETTINGS.mentions_topic,
+        partition=partition,
+        offset=offset,
+        timestamp=int(T0 * 1000),
+        timestamp_type=0,
+        key=key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key or b""),
+        serialized_value_size=len(value),
+        headers=(),
+    )
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""Agent tests: ``ingest`` and ``detect`` driven through Faust's ``agent.test_context()``.
+"""Agent tests: ``detect`` driven through Faust's ``agent.test_context()``, and ingest's
+batch handler given the records its consumer would hand over.
 
-Values are put on an in-memory channel; what the agents would produce is read from the
+Values are put on an in-memory channel; what the app would produce is read from the
 ``RecordingProducer`` (see conftest), state from the in-memory table, and counters from
 the test's own Prometheus registry.
 """
@@ -25,6 +26,7 @@ from tests.agent.conftest import (
     TEST_SETTINGS,
     TEST_THRESHOLDS,
     Harness,
+    input_record,
     make_harness,
     mention_bytes,
     scored_record,
@@ -63,9 +65,8 @@ async def test_ingest_forwards_a_scored_mention_keyed_by_brand(
     harness: Harness, vader: VaderScorer
 ) -> None:
     text = "I love my new acme rocket, it is great!"
-    async with harness.radar.ingest.test_context() as agent:
-        await agent.put(mention_bytes(text=text), key=b"Acme")
-        await wait_until(lambda: harness.processed("ingest", "accepted") == 1, "acceptance")
+    await harness.radar.ingest([input_record(mention_bytes(text=text), key=b"Acme")])
+    assert harness.processed("ingest", "accepted") == 1
 
     [record] = harness.sent(SCORED)
     # One record per batch and partition; the partition is the normalised brand's.
@@ -84,9 +85,9 @@ async def test_ingest_forwards_a_scored_mention_keyed_by_brand(
 
 
 async def test_ingest_output_is_accepted_by_detect(harness: Harness) -> None:
-    async with harness.radar.ingest.test_context() as agent:
-        await agent.put(mention_bytes(text="this is the worst service ever"), key=b"acme")
-        await wait_until(lambda: harness.processed("ingest", "accepted") == 1, "acceptance")
+    raw = mention_bytes(text="this is the worst service ever")
+    await harness.radar.ingest([input_record(raw, key=b"acme")])
+    assert harness.processed("ingest", "accepted") == 1
     [record] = harness.sent(SCORED)
 
     # The scored topic carries JSON bytes, which the detect agent decodes itself.
@@ -102,15 +103,14 @@ async def test_ingest_output_is_accepted_by_detect(harness: Harness) -> None:
 
 
 async def test_a_replay_of_ingest_is_applied_once(harness: Harness) -> None:
-    # The ingest agent crashed after forwarding an input record but before committing it,
-    # so the record is read and forwarded again: two scored records, at two offsets of the
+    # Ingest crashed after forwarding an input record but before committing it, so the
+    # record is read and forwarded again: two scored records, at two offsets of the
     # scored topic, carrying the same source position.
-    async with harness.radar.ingest.test_context() as agent:
-        await agent.put(mention_bytes(text="this is the worst service ever"), key=b"acme")
-        agent.sent_offset = 0
-        await agent.put(mention_bytes(text="this is the worst service ever"), key=b"acme")
-        await wait_until(lambda: harness.processed("ingest", "accepted") == 2, "forwarding")
-    first, second = scored_mentions(harness)  # in one record or two, as batches fell
+    raw = mention_bytes(text="this is the worst service ever")
+    await harness.radar.ingest([input_record(raw, key=b"acme", offset=0)])
+    await harness.radar.ingest([input_record(raw, key=b"acme", offset=0)])
+    assert harness.processed("ingest", "accepted") == 2
+    first, second = scored_mentions(harness)
     assert first["source_position"] == second["source_position"]
 
     async with harness.radar.detect.test_context() as agent:
@@ -136,11 +136,11 @@ async def test_a_replay_of_ingest_is_applied_once(harness: Harness) -> None:
 async def test_ingest_dead_letters_bad_input_and_keeps_running(
     harness: Harness, raw: bytes, reason: str
 ) -> None:
-    async with harness.radar.ingest.test_context() as agent:
-        # put() re-raises inside the test if the agent crashed on the bad event.
-        await agent.put(raw, key=b"acme")
-        await agent.put(mention_bytes(), key=b"acme")
-        await wait_until(lambda: harness.processed("ingest", "accepted") == 1, "the good event")
+    # Raises inside the test if the handler failed on the bad event.
+    await harness.radar.ingest(
+        [input_record(raw, key=b"acme", offset=0), input_record(mention_bytes(), b"acme", 1)]
+    )
+    assert harness.processed("ingest", "accepted") == 1
 
     assert harness.dead_letters(reason) == 1
     assert harness.processed("ingest", "rejected") == 1
@@ -155,10 +155,8 @@ async def test_ingest_dead_letters_bad_input_and_keeps_running(
 
 async def test_ingest_counts_every_dead_letter_reason_separately(harness: Harness) -> None:
     bad = [b"{", b"{", b"42", mention_bytes(brand="")]
-    async with harness.radar.ingest.test_context() as agent:
-        for raw in bad:
-            await agent.put(raw, key=None)
-        await wait_until(lambda: len(harness.sent(DEAD_LETTER)) == len(bad), "dead letters")
+    await harness.radar.ingest([input_record(raw, offset=i) for i, raw in enumerate(bad)])
+    assert len(harness.sent(DEAD_LETTER)) == len(bad)
 
     assert harness.dead_letters("invalid_json") == 2
     assert harness.dead_letters("not_an_object") == 1
