@@ -234,8 +234,13 @@ def _apply(
         _resolve(state, silence, bucket, verdict, t, event_time, decisions)
 
     if state.warm(t.warmup_buckets):
+        here, windows = _window_sums(state, bucket, event_time, t)
+        share = rules.mixed_share(state.baseline, bucket.langs)
+        # Most mentions cannot make a rule fire; their verdicts would decide nothing.
+        if not any(rules.may_fire(sums, e[0], e[1], t) for sums, e in windows[1:]):
+            return StepResult(state, decisions)
         (own, expected_own), (short, expected), (long, expected_long) = _windows(
-            state, bucket, event_time, t
+            state, here, windows, share, t
         )
         velocity = _velocity(state, short)
         virality = rules.either(
@@ -290,56 +295,77 @@ def _row_unscored(row: list[float]) -> float:
     return row[5] if len(row) > 5 else 0.0
 
 
-def _windows(
+# A window's sums: (count, negatives, volume, reach, unscored) observed and (count,
+# volume, reach) expected, the expectation of each bucket weighted as the bucket is.
+WindowSums = tuple[list[float], list[float]]
+
+
+def _window_sums(
     state: BrandState, bucket: Bucket, event_time: float, t: Thresholds
-) -> tuple[tuple[Window, Expectation], ...]:
-    """Three windows with their expectations (the same weighted sum of the expectations
-    of the buckets each spans): the bucket alone so far; the short window, the last
-    bucket_seconds of event time (the bucket so far plus the unexpired part of the one
-    before); the long one, the same over ``long_window_buckets`` buckets. An older (late)
-    bucket is judged whole."""
-    start = bucket.index * t.bucket_seconds
-    elapsed = min(1.0, max(0.0, (event_time - start) / t.bucket_seconds))
+) -> tuple[Expectation, tuple[WindowSums, ...]]:
+    """The expectation of ``bucket`` and the sums of three windows: the bucket alone so
+    far; the short window, the last bucket_seconds of event time (the bucket so far plus
+    the unexpired part of the one before); the long one, the same over
+    ``long_window_buckets`` buckets. An older (late) bucket is judged whole."""
+    bs = t.bucket_seconds
+    start = bucket.index * bs
+    elapsed = min(1.0, max(0.0, (event_time - start) / bs))
     if bucket.index != state.current:
         elapsed = 1.0
-    baseline = state.baseline
-
-    share = rules.mixed_share(baseline, bucket.langs)
-
-    def window(length: int) -> tuple[Window, Expectation]:
-        totals = [
-            float(bucket.count),
-            float(bucket.negatives),
-            bucket.volume,
-            float(bucket.reach),
-            float(bucket.unscored),
-        ]
-        here = _expected(state, start, t)
+    here = _expected(state, start, t)
+    own = [
+        float(bucket.count),
+        float(bucket.negatives),
+        bucket.volume,
+        float(bucket.reach),
+        float(bucket.unscored),
+    ]
+    longest = max(1, t.long_window_buckets)
+    rows = [_totals(state, bucket.index - back) for back in range(1, longest + 1)]
+    befores = [_expected(state, start - back * bs, t) for back in range(1, longest + 1)]
+    sums = []
+    for length in (0, 1, t.long_window_buckets):
+        totals = list(own)
         # Only the elapsed part of the bucket has been observed.
         expected = [elapsed * here.count, elapsed * here.volume, elapsed * here.reach]
         for back in range(1, length + 1):
             weight = 1.0 if back < length else 1.0 - elapsed
             if weight <= 0:
                 continue
-            row = _totals(state, bucket.index - back)
+            row = rows[back - 1]
             if row is not None:
                 for i, value in enumerate(row):
                     totals[i] += weight * value
-            before = _expected(state, start - back * t.bucket_seconds, t)
+            before = befores[back - 1]
             for i, value in enumerate((before.count, before.volume, before.reach)):
                 expected[i] += weight * value
+        sums.append((totals, expected))
+    return here, tuple(sums)
+
+
+def _windows(
+    state: BrandState, here: Expectation, sums: tuple[WindowSums, ...], share: float, t: Thresholds
+) -> tuple[tuple[Window, Expectation], ...]:
+    """The windows of ``_window_sums`` with their expectations."""
+    baseline = state.baseline
+    windows = []
+    for length, (totals, expected) in zip((0, 1, t.long_window_buckets), sums, strict=True):
         count, negatives, volume, reach, unscored = totals
         window = Window(count, negatives, volume, reach, buckets=length, scored=count - unscored)
-        return window, Expectation(
-            count=expected[0],
-            volume=expected[1],
-            reach=expected[2],
-            negative_share=share,
-            spread=baseline.spread(expected[0]),
-            season=here.season,
+        windows.append(
+            (
+                window,
+                Expectation(
+                    count=expected[0],
+                    volume=expected[1],
+                    reach=expected[2],
+                    negative_share=share,
+                    spread=baseline.spread(expected[0]),
+                    season=here.season,
+                ),
+            )
         )
-
-    return window(0), window(1), window(t.long_window_buckets)
+    return tuple(windows)
 
 
 def _expected(state: BrandState, bucket_start: float, t: Thresholds) -> Expectation:

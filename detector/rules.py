@@ -52,7 +52,7 @@ class Window:
 
     @property
     def negative_share(self) -> float:
-        return self.negatives / self.judged if self.judged > 0 else 0.0
+        return _share(self.negatives, self.judged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +163,39 @@ def _severity(critical: bool) -> Severity:
     return Severity.CRITICAL if critical else Severity.WARNING
 
 
+def _mean_weight(e_count: float, e_volume: float) -> float:
+    return e_volume / e_count if e_count > 0 else 1.0
+
+
+def _volume_factor(volume: float, e_volume: float, weight: float) -> float:
+    return volume / max(e_volume, weight)
+
+
+def _share(negatives: float, judged: float) -> float:
+    return negatives / judged if judged > 0 else 0.0
+
+
+def may_fire(observed: Sequence[float], e_count: float, e_volume: float, t: Thresholds) -> bool:
+    """Whether ``virality`` or ``negativity`` could fire on a window whose sums are
+    ``observed`` (count, negatives, volume, reach, unscored) and whose expected count and
+    volume are these: false only when both surely do not, each checked on its count
+    floor and its factor or share, computed as the rule computes them. Lets the core
+    skip building verdicts that would decide nothing."""
+    count, negatives, volume, _, unscored = observed
+    if count >= t.virality_min_count:
+        weight = _mean_weight(e_count, e_volume)
+        if _volume_factor(volume, e_volume, weight) >= t.virality_factor:
+            return True
+    judged = count - unscored
+    return judged >= t.negativity_min_count and _share(negatives, judged) >= t.negativity_min_share
+
+
 def virality(w: Window, e: Expectation, t: Thresholds, velocity: float) -> Verdict:
     """Reach-weighted volume far above its expectation: a z-score whose spread is never
     below the Poisson spread, a factor, and a floor on the raw count."""
-    weight = e.volume / e.count if e.count > 0 else 1.0
+    weight = _mean_weight(e.count, e.volume)
     z = (w.volume - e.volume) / (e.spread * weight)
-    factor = w.volume / max(e.volume, weight)
+    factor = _volume_factor(w.volume, e.volume, weight)
     fires = w.count >= t.virality_min_count and factor >= t.virality_factor and z >= t.virality_z
     excess = t.virality_factor - 1.0
     threshold = t.virality_z
