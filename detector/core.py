@@ -312,7 +312,8 @@ def _window_sums(
     elapsed = min(1.0, max(0.0, (event_time - start) / bs))
     if bucket.index != state.current:
         elapsed = 1.0
-    here = _expected(state, start, t)
+    longest = max(1, t.long_window_buckets)
+    here, *befores = _expectations(state, [start - back * bs for back in range(longest + 1)], t)
     own = [
         float(bucket.count),
         float(bucket.negatives),
@@ -320,9 +321,7 @@ def _window_sums(
         float(bucket.reach),
         float(bucket.unscored),
     ]
-    longest = max(1, t.long_window_buckets)
     rows = [_totals(state, bucket.index - back) for back in range(1, longest + 1)]
-    befores = [_expected(state, start - back * bs, t) for back in range(1, longest + 1)]
     sums = []
     for length in (0, 1, t.long_window_buckets):
         totals = list(own)
@@ -368,10 +367,10 @@ def _windows(
     return tuple(windows)
 
 
-def _expected(state: BrandState, bucket_start: float, t: Thresholds) -> Expectation:
-    """``expectation(state.baseline, bucket_start, t)``, memoised in the state while the
-    baseline and the thresholds stay the same: the windows of every mention ask for the
-    same few buckets, and the baseline changes only when a bucket is finalised (which
+def _expectations(state: BrandState, starts: list[float], t: Thresholds) -> list[Expectation]:
+    """``expectation(state.baseline, start, t)`` of each start, memoised in the state while
+    the baseline and the thresholds stay the same: the windows of every mention ask for
+    the same few buckets, and the baseline changes only when a bucket is finalised (which
     counts it in ``buckets_seen``)."""
     b = state.baseline
     memo = state.memo
@@ -380,9 +379,12 @@ def _expected(state: BrandState, bucket_start: float, t: Thresholds) -> Expectat
     if memo.get("thresholds") is not t or memo.get("baseline") != version:
         memo.update(thresholds=t, baseline=version, expected={})
     known: dict[float, Expectation] = memo["expected"]
-    found = known.get(bucket_start)
-    if found is None:
-        found = known[bucket_start] = expectation(b, bucket_start, t)
+    found = []
+    for start in starts:
+        expected = known.get(start)
+        if expected is None:
+            expected = known[start] = expectation(b, start, t)
+        found.append(expected)
     return found
 
 

@@ -353,7 +353,7 @@ class BrandState:
     late: int = 0
     duplicates: int = 0
     # Not part of the state (never copied, compared or serialised): what the core
-    # memoises about the baseline while it does not change (``detector.core._expected``).
+    # memoises about the baseline while it does not change (``detector.core._expectations``).
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def warm(self, warmup_buckets: int) -> bool:

@@ -11,11 +11,13 @@ topic (so every brand's mentions meet in one partition), runs the detection core
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import logging
 import socket
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +55,9 @@ SOURCE_POSITION = "source_position"
 LEFT_BEHIND_IDLE_SECONDS = 3.0
 LEFT_BEHIND_CHECK_SECONDS = 1.0
 LEFT_BEHIND_RETRY_SECONDS = 30.0
+# Decoded brand states the detect agent keeps between batches (a day-old state takes
+# about 13 kB decoded; its table value, JSON bytes, about 6 kB).
+KEEP_DECODED_STATES = 1000
 # How long the detect agent waits at start-up for the control topic's live changes.
 CONTROL_START_TIMEOUT = 30.0
 
@@ -271,9 +276,15 @@ def create_app(
         """Ingest a batch of input records (each partition's in offset order); it ends
         once the broker has every scored record the batch sent, and only then are its
         offsets committed (see ``MentionReader``)."""
-        accepted: list[tuple[str, dict[str, Any]]] = []
+        by_source: dict[int, list[tuple[str, dict[str, Any]]]] = {}
         for record in records:
-            await ingest_one(record, accepted)
+            await ingest_one(record, by_source.setdefault(record.partition, []))
+        # The consumer hands over each input partition's records in a run of their own;
+        # interleaved by event time (each partition's keeping its order), a brand's
+        # mentions reach the scored partition among those of the same time of the other
+        # brands there, as they would in a stream read record by record, so the
+        # partition's clock (``PartitionClocks``) does not run ahead of them.
+        accepted = list(heapq.merge(*by_source.values(), key=_event_time))
         # One record per scored partition (see streams.scored), all sent, then waited for.
         sends = [
             await scored_topic.send(value=value, partition=partition)
@@ -404,6 +415,7 @@ def create_app(
         # The batch's offsets become committable only once the states it wrote are on
         # the broker: see ``ChangelogWrites``.
         await writes.delivered()
+        batch.end()
         for outcome, n in batch.outcomes.items():
             metrics.processed("detect", outcome.value, n)
         now = time.time()  # the batch's decisions are on the broker
@@ -508,21 +520,31 @@ class BrandBatch:
     """The brand states a batch of the detect agent works on: each read from the table
     once (on first use) and kept as an object; the touched ones are written back once.
 
+    Between batches it keeps the decoded states of the ``keep`` brands used last, each
+    with the table value it equals: a batch takes such a state instead of decoding the
+    table's value only while the table still holds that very value (a rebalance or a
+    table recovery puts new ones there). A state taken is out of the keep until the
+    batch has written it, so a batch that fails leaves nothing changed behind.
+
     A table write finds its changelog partition from the current event, a context
     variable of faust-streaming 0.15.3 that the stream sets in the task iterating it;
     ``take_events`` iterates in a task of its own, so each write sets it here to the
     last event that touched the brand (a brand's records, and the ticks of its
     partition's clock, all come from the brand's partition)."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, keep: int = KEEP_DECODED_STATES) -> None:
         self.table = table
+        self.keep = keep
+        self.kept: OrderedDict[str, tuple[Any, BrandState]] = OrderedDict()
+        self.states: dict[str, BrandState | None] = {}
         self.begin()
 
     def begin(self, keep_event: bool = False) -> None:
         """Start a new batch (or a new part of one, still applying ``event``)."""
         if not keep_event:
             self.event: Any = None  # the event being applied
-        self.states: dict[str, BrandState | None] = {}
+        self.sources: dict[str, Any] = {}  # brand -> the table value its state was read from
+        self.states = {}
         self.touched: dict[str, Any] = {}  # brand -> the last event that changed it
         self.stored: set[str] = set()  # brands with a state in the table or made here
         self.created = 0  # brands this batch gave a first state
@@ -544,8 +566,26 @@ class BrandBatch:
             stored = self.table.get(brand)
             if stored is not None:
                 self.stored.add(brand)
-            self.states[brand] = _load_state(stored, brand)
+            kept = self.kept.pop(brand, None)
+            if kept is not None and kept[0] is stored:
+                self.states[brand] = kept[1]
+            else:
+                self.states[brand] = _load_state(stored, brand)
+            self.sources[brand] = stored
         return self.states[brand]
+
+    def _keep(self, brand: str, value: Any, state: BrandState) -> None:
+        self.kept[brand] = (value, state)
+        self.kept.move_to_end(brand)
+        while len(self.kept) > self.keep:
+            self.kept.popitem(last=False)
+
+    def end(self) -> None:
+        """After the batch's states are written: keep the states it read but left as
+        they were (those it wrote are kept by ``write``)."""
+        for brand, state in self.states.items():
+            if state is not None and brand not in self.touched:
+                self._keep(brand, self.sources[brand], state)
 
     def put(self, brand: str, state: BrandState) -> None:
         self.states[brand] = state
@@ -571,9 +611,10 @@ class BrandBatch:
         for brand, state in self.touched_states():
             token = _current_event.set(weakref.ref(self.touched[brand]))
             try:
-                self.table[brand] = encode_state(state)
+                value = self.table[brand] = encode_state(state)
             finally:
                 _current_event.reset(token)
+            self._keep(brand, self.table.get(brand, value), state)
 
 
 class SkippedOffsets:
@@ -766,6 +807,11 @@ def _source_position(value: Any) -> Position | None:
     ):
         return Position(pair[0], pair[1])
     return None
+
+
+def _event_time(accepted: tuple[str, dict[str, Any]]) -> float:
+    created_at: float = accepted[1]["created_at"]
+    return created_at
 
 
 def _ingested_at(value: Any) -> float | None:

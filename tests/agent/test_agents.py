@@ -123,6 +123,22 @@ async def test_a_replay_of_ingest_is_applied_once(harness: Harness) -> None:
     assert harness.processed("detect", "applied") == 1
 
 
+async def test_ingest_interleaves_the_partitions_of_a_batch_by_event_time(
+    harness: Harness,
+) -> None:
+    # Two input partitions, each handed over in a run of its own; partition 1 holds its
+    # records out of event-time order, which must stay as it is (offset order).
+    def record(partition: int, offset: int, second: float) -> Any:
+        raw = mention_bytes(id=f"p{partition}-{offset}", created_at=T0 + second)
+        return input_record(raw, key=b"acme", offset=offset, partition=partition)
+
+    batch = [record(0, 0, 1), record(0, 1, 3), record(0, 2, 5)]
+    batch += [record(1, 0, 2), record(1, 1, 6), record(1, 2, 4)]
+    await harness.radar.ingest(batch)
+    order = [wire["id"] for wire in scored_mentions(harness)]
+    assert order == ["p0-0", "p1-0", "p0-1", "p0-2", "p1-1", "p1-2"]
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
@@ -399,3 +415,33 @@ async def test_detect_writes_states_every_batch_size_mentions_of_a_record(
             state = step(state, from_wire(wire), TEST_THRESHOLDS, Position(0, offset)).state
         assert state is not None
         assert brand_state(harness) == state.to_dict()
+
+
+async def test_detect_keeps_decoded_states_between_batches_while_the_table_agrees(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streams.app
+
+    decoded: list[Any] = []
+    load_state = streams.app._load_state
+
+    def counting(stored: Any, brand: str) -> Any:
+        if stored is not None:
+            decoded.append(stored)
+        return load_state(stored, brand)
+
+    monkeypatch.setattr(streams.app, "_load_state", counting)
+    async with harness.radar.detect.test_context() as agent:
+        for i in range(3):  # one batch each
+            await agent.put(scored_record(i, T0 + i, compound=-0.6), key=BRAND.encode())
+            await wait_until(lambda i=i: mentions_applied(harness) == i + 1, f"mention {i}")
+        assert decoded == []  # the state written by a batch is what the next one took
+
+        # A new value in the table (as a rebalance's recovery puts there) is read afresh.
+        state = brand_state(harness)
+        state["mentions"] = 100
+        harness.radar.table.data[BRAND] = json.dumps(state).encode()
+        await agent.put(scored_record(3, T0 + 3, compound=-0.6), key=BRAND.encode())
+        await wait_until(lambda: mentions_applied(harness) == 101, "the fourth mention")
+    assert len(decoded) == 1
+    assert brand_state(harness)["positions"] == {"0": 3}
