@@ -1241,6 +1241,7 @@ def measure_latency(
             if got is not None:
                 ingest_to_decision.append(decision - got)
     histogram = "crisis_radar_event_to_decision_seconds"
+    judged = "crisis_radar_ingest_to_decision_seconds"
     alert_histogram = "crisis_radar_ingest_to_alert_seconds"
     alerts = after.total(f"{alert_histogram}_count") - before.total(f"{alert_histogram}_count")
     return {
@@ -1257,6 +1258,12 @@ def measure_latency(
         "offer_to_ingest": quantiles(offer_to_ingest),
         "ingest_to_decision": quantiles(ingest_to_decision),
         "offer_to_decision": quantiles(offer_to_decision),
+        # From ingest to the mention judged and its alerts on the broker, as the worker
+        # measures it (its state reaches the changelog at the next checkpoint).
+        "worker_ingest_to_decision_histogram": {
+            q: histogram_quantile(before.buckets(judged), after.buckets(judged), value)
+            for q, value in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+        },
         "worker_event_to_decision_histogram": {
             "p50": histogram_quantile(before.buckets(histogram), after.buckets(histogram), 0.5),
             "p99": histogram_quantile(before.buckets(histogram), after.buckets(histogram), 0.99),
@@ -1596,8 +1603,15 @@ def report(figures: dict[str, Any]) -> Iterator[str]:
         if lat.get("missing"):
             yield f"  {lat['missing']} mentions were never detected (timed to the last progress)"
         yield f"  offer -> ingest      {fmt_latency(lat['offer_to_ingest'])}"
-        yield f"  ingest -> decision   {fmt_latency(lat['ingest_to_decision'])}"
-        yield f"  offer -> decision    {fmt_latency(lat['offer_to_decision'])}"
+        judged = lat.get("worker_ingest_to_decision_histogram")
+        if judged and judged.get("p50") is not None:
+            yield (
+                "  ingest -> judged, alerts sent (worker histogram "
+                "crisis_radar_ingest_to_decision_seconds): "
+                + ", ".join(f"{q} ~{_fmt_seconds(v)}" for q, v in judged.items())
+            )
+        yield f"  ingest -> state on the changelog   {fmt_latency(lat['ingest_to_decision'])}"
+        yield f"  offer -> state on the changelog    {fmt_latency(lat['offer_to_decision'])}"
         hist = lat["worker_event_to_decision_histogram"]
         yield (
             "  worker histogram crisis_radar_event_to_decision_seconds: "

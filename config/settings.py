@@ -77,6 +77,13 @@ class Settings:
     # per batch, and the detect agent writes each brand's state once per batch.
     batch_size: int = 500
     batch_seconds: float = 0.05
+    # The detect agent writes the brand states it changed at most this often (and when
+    # 1000 of them have changed); a batch's offsets are committed once they are written.
+    checkpoint_seconds: float = 1.0
+    # How long a fetch may wait on the broker for records (both consumers). The embedded
+    # broker answers a fetch of several partitions only when this time is up, even when
+    # records arrived meanwhile, so it bounds the latency of every hop between topics.
+    fetch_max_wait: float = 0.1
     alert_source: str = "urn:crisis-radar:detector"
     log_level: str = "info"
     config_file: str = str(DEFAULT_CONFIG_FILE)
@@ -107,6 +114,10 @@ class Settings:
             problems.append("batch_size must be in [1, 100000]")
         if not 0 < self.batch_seconds <= 10:
             problems.append("batch_seconds must be in (0, 10]")
+        if not 0 <= self.checkpoint_seconds <= 60:
+            problems.append("checkpoint_seconds must be in [0, 60]")
+        if not 0 < self.fetch_max_wait <= 10:
+            problems.append("fetch_max_wait must be in (0, 10]")
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
             problems.append(f"log_level {self.log_level!r} is not a logging level")
         topics = [
@@ -163,6 +174,8 @@ _ENV_PARSERS: dict[str, Callable[[str], Any]] = {
     "producer_max_batch_size": _as_int,
     "batch_size": _as_int,
     "batch_seconds": _as_float,
+    "fetch_max_wait": _as_float,
+    "checkpoint_seconds": _as_float,
     "alert_source": str,
     "log_level": str,
     "config_file": str,

@@ -26,6 +26,7 @@ from typing import Any
 import faust
 import orjson
 from faust.streams import _current_event
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
@@ -58,6 +59,11 @@ LEFT_BEHIND_RETRY_SECONDS = 30.0
 # Decoded brand states the detect agent keeps between batches (a day-old state takes
 # about 13 kB decoded; its table value, JSON bytes, about 6 kB).
 KEEP_DECODED_STATES = 1000
+# A detect batch that has changed this many brand states writes them at once, whatever
+# the time since the last checkpoint (bounds the memory of many brands).
+MAX_CHANGED_STATES = 1000
+# How often an idle detect agent checks whether a checkpoint is due.
+CHECKPOINT_CHECK_SECONDS = 0.2
 # How long the detect agent waits at start-up for the control topic's live changes.
 CONTROL_START_TIMEOUT = 30.0
 
@@ -79,6 +85,22 @@ class CrisisRadarApp:
     detect: Any
     live: LiveConfig
     control_ready: asyncio.Event  # set once the control topic's records at start-up are applied
+
+
+def _create_worker_consumer(thread: Any, transport: Any) -> Any:
+    """faust-streaming 0.15.3 builds its consumer with a fixed ``fetch_max_wait_ms`` of
+    1.5 s; the app's ``FETCH_MAX_WAIT_ATTRIBUTE``, when set, replaces it (see
+    ``Settings.fetch_max_wait``)."""
+    consumer = _faust_create_worker_consumer(thread, transport)
+    wait = getattr(thread.app, FETCH_MAX_WAIT_ATTRIBUTE, None)
+    if wait is not None:
+        consumer._fetch_max_wait_ms = int(wait * 1000)  # read when the consumer starts
+    return consumer
+
+
+FETCH_MAX_WAIT_ATTRIBUTE = "crisis_radar_fetch_max_wait"
+_faust_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -115,6 +137,7 @@ def create_app(
     scorer: SentimentScorer | None = None,
 ) -> CrisisRadarApp:
     app = faust.App(settings.app_id, **faust_options(settings))
+    setattr(app, FETCH_MAX_WAIT_ATTRIBUTE, settings.fetch_max_wait)
     metrics = WorkerMetrics(registry or CollectorRegistry(), settings.metrics)
     scorer = scorer or settings.sentiment.scorer()
     raw = {"key_type": bytes, "value_type": bytes}
@@ -224,16 +247,6 @@ def create_app(
             gap.partition,
         )
 
-    async def in_batches(
-        stream: Any, skipped: SkippedOffsets, handle: Callable[[list[Any]], Awaitable[None]]
-    ) -> None:
-        """Hand an agent's stream to ``handle`` in batches, each held unacknowledged until
-        ``handle`` is done with it (see ``held``)."""
-        skipped.waiting()
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            with held(events), skipped.busy():
-                await handle(events)
-
     async def in_order(
         events: list[Any],
         skipped: SkippedOffsets,
@@ -302,6 +315,7 @@ def create_app(
         batch_size=settings.batch_size,
         session_timeout=settings.session_timeout,
         rebalance_timeout=settings.rebalance_timeout,
+        fetch_max_wait=settings.fetch_max_wait,
     )
 
     @app.task
@@ -371,7 +385,10 @@ def create_app(
         batch.put(brand, result.state)
         batch.count(result.outcome, brand, scored.mention.created_at)
         # Alerts first, state second: see ``emit``.
-        await emit(brand, result.decisions, _ingested_at(value))
+        ingested_at = _ingested_at(value)
+        await emit(brand, result.decisions, ingested_at)
+        if ingested_at is not None:
+            batch.decided.append(time.time() - ingested_at)
         await clocks.advance(message.partition, brand, scored.mention.created_at)
 
     async def detect_record(record: Any) -> None:
@@ -383,20 +400,34 @@ def create_app(
             return
         for value in values:
             await detect_one(record, value)
-            if batch.mentions() >= settings.batch_size:
-                await write_states()
-                batch.begin(keep_event=True)
+            if len(batch.touched) >= MAX_CHANGED_STATES:
+                await checkpoint()
 
     @app.agent(scored_topic, concurrency=1)
     async def detect(stream: Any) -> None:
         await control_read()
-        await in_batches(stream, detect_skipped, detect_batch)
+        detect_skipped.waiting()
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            # Each event keeps a reference of ours until a checkpoint covers it (see
+            # ``checkpoint``): ``take_events`` acknowledges a batch's events when the batch
+            # ends, also when it ends with an exception, and an event still referenced is
+            # not acknowledged, so its offset is not committed and a restart reads it again.
+            for event in events:
+                event.message.incref()
+            with detect_skipped.busy():
+                async with checkpoints.lock:
+                    await detect_batch(events)
+                    checkpoints.covered.extend(events)
+                    if checkpoints.due():
+                        await checkpoint()
 
     async def detect_batch(events: list[Any]) -> None:
-        """Apply a batch of scored records in order. Each brand's state is read from the
-        table once, updated in place by every mention, and written back once, after the
-        alerts, for every ``batch_size`` mentions (a record holds up to an ingest batch of
-        them); the batch ends once the last writes are on the broker (see ``held``)."""
+        """Apply a batch of scored records in order, each brand's state in hand updated in
+        place by every mention (a record holds up to an ingest batch of them), each
+        mention's alerts sent before the next mention."""
+        generation = max(event.message.generation_id for event in events)
+        if generation != checkpoints.generation:
+            forget_changes(generation)
         batch.begin()
 
         def starting(event: Any) -> None:
@@ -405,22 +436,64 @@ def create_app(
             batch.event = event
 
         await in_order(events, detect_skipped, detect_record, starting)
-        await write_states()
-
-    async def write_states() -> None:
-        """Write the states the batch changed, and wait until the broker has them."""
-        batch.write()
-        for brand, state in batch.touched_states():
-            metrics.observe_state(state, live.for_brand(brand))
-        # The batch's offsets become committable only once the states it wrote are on
-        # the broker: see ``ChangelogWrites``.
-        await writes.delivered()
         batch.end()
+        # The batch's decisions are on the broker (its states at the next checkpoint).
         for outcome, n in batch.outcomes.items():
             metrics.processed("detect", outcome.value, n)
-        now = time.time()  # the batch's decisions are on the broker
+        now = time.time()
         for brand, event_times in batch.judged.items():
             metrics.observe_judged_all(brand, event_times, now)
+        metrics.observe_ingest_to_decision(batch.decided)
+        batch.counted()
+
+    def forget_changes(generation: int) -> None:
+        """A new consumer generation (a rebalance): the partitions may have moved, so the
+        states changed since the last checkpoint are dropped unwritten and the events they
+        cover are never acknowledged; whoever owns a partition now reads them again from
+        its committed offset onto the table's state."""
+        if batch.touched or checkpoints.covered:
+            log.warning(
+                "detect: consumer generation %s: dropping the unwritten states of %d brands; "
+                "their %d records are read again",
+                generation,
+                len(batch.touched),
+                len(checkpoints.covered),
+            )
+        batch.forget()
+        checkpoints.covered.clear()
+        checkpoints.generation = generation
+
+    async def checkpoint() -> None:
+        """Write the states changed since the last checkpoint, wait until the broker has
+        them, then acknowledge the events they cover, so that committed offsets never run
+        ahead of the states on the broker. Called with ``checkpoints.lock`` held."""
+        checkpoints.last = time.monotonic()
+        if app.consumer_generation_id != checkpoints.generation and checkpoints.covered:
+            forget_changes(app.consumer_generation_id)
+            return
+        changed = batch.touched_states()
+        batch.write()
+        for brand, state in changed:
+            metrics.observe_state(state, live.for_brand(brand))
+        # See ``ChangelogWrites``.
+        await writes.delivered()
+        covered, checkpoints.covered = checkpoints.covered, []
+        for event in covered:
+            event.ack()
+
+    checkpoints = Checkpoints(settings.checkpoint_seconds)
+
+    @app.task
+    async def checkpoint_when_idle() -> None:
+        """Checkpoints when no batch comes to do it: the last changes of a stream that
+        stopped, and while Faust waits for every event to be acknowledged (when
+        partitions are revoked, and when the worker stops). A loop of its own, not a
+        Faust timer: timers end as soon as the app begins to stop, before that wait."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_CHECK_SECONDS)
+            if checkpoints.covered and not checkpoints.lock.locked() and checkpoints.due():
+                async with checkpoints.lock:
+                    await checkpoint()
 
     async def emit(
         brand: str, decisions: list[AlertDecision], ingested_at: float | None = None
@@ -489,19 +562,6 @@ async def send_delivered(topic: Any, **kwargs: Any) -> None:
     await sent
 
 
-@contextmanager
-def held(events: list[Any]) -> Iterator[None]:
-    """Keeps a batch's events unacknowledged until the block ends without an exception.
-    ``take_events`` acknowledges a batch's events when the batch ends, also when it ends
-    with an exception; an event still held then is not acknowledged, so its offset is
-    never committed and a restart reads it again."""
-    for event in events:
-        event.message.incref()
-    yield
-    for event in events:
-        event.message.decref()
-
-
 @dataclass(frozen=True)
 class Gap:
     """Offsets ``first`` to ``last`` of a partition that the consumer did not hand out."""
@@ -516,15 +576,30 @@ class Gap:
         return self.last - self.first + 1
 
 
-class BrandBatch:
-    """The brand states a batch of the detect agent works on: each read from the table
-    once (on first use) and kept as an object; the touched ones are written back once.
+class Checkpoints:
+    """When the detect agent writes the states it changed (see ``checkpoint``): every
+    ``seconds``, and the events that the next checkpoint covers."""
 
-    Between batches it keeps the decoded states of the ``keep`` brands used last, each
-    with the table value it equals: a batch takes such a state instead of decoding the
-    table's value only while the table still holds that very value (a rebalance or a
-    table recovery puts new ones there). A state taken is out of the keep until the
-    batch has written it, so a batch that fails leaves nothing changed behind.
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lock = asyncio.Lock()  # held by a batch, and by a checkpoint
+        self.last = time.monotonic()
+        self.covered: list[Any] = []  # events applied since the last checkpoint
+        self.generation: int | None = None  # consumer generation of those events
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.seconds
+
+
+class BrandBatch:
+    """The brand states the detect agent works on: each read from the table once (on
+    first use) and kept as an object, updated in place, and written back at the next
+    checkpoint; until then the changed ones stay in hand for the batches that follow.
+
+    It also keeps the decoded states of the ``keep`` brands used last that are as the
+    table has them, each with the table value it equals: a batch takes such a state
+    instead of decoding the table's value only while the table still holds that very
+    value (a rebalance or a table recovery puts new ones there).
 
     A table write finds its changelog partition from the current event, a context
     variable of faust-streaming 0.15.3 that the stream sets in the task iterating it;
@@ -536,24 +611,35 @@ class BrandBatch:
         self.table = table
         self.keep = keep
         self.kept: OrderedDict[str, tuple[Any, BrandState]] = OrderedDict()
-        self.states: dict[str, BrandState | None] = {}
-        self.begin()
+        self.event: Any = None  # the event being applied
+        self.forget()
+        self.counted()
 
-    def begin(self, keep_event: bool = False) -> None:
-        """Start a new batch (or a new part of one, still applying ``event``)."""
-        if not keep_event:
-            self.event: Any = None  # the event being applied
+    def forget(self) -> None:
+        """Drop every state in hand, changed or not."""
+        self.kept.clear()
+        self.states: dict[str, BrandState | None] = {}
         self.sources: dict[str, Any] = {}  # brand -> the table value its state was read from
-        self.states = {}
         self.touched: dict[str, Any] = {}  # brand -> the last event that changed it
         self.stored: set[str] = set()  # brands with a state in the table or made here
-        self.created = 0  # brands this batch gave a first state
+        self.created = 0  # brands given a first state since the last write
+
+    def counted(self) -> None:
+        """Start counting the outcomes of a new batch."""
         self.outcomes: dict[Outcome, int] = {}
         self.judged: dict[str, list[float]] = {}  # brand -> event times of mentions applied
+        self.decided: list[float] = []  # seconds from ingest to each mention's decisions
 
-    def mentions(self) -> int:
-        """Mentions this batch has handled, whatever the outcome."""
-        return sum(self.outcomes.values())
+    def begin(self) -> None:
+        """Start a new batch."""
+        self.event = None
+
+    def end(self) -> None:
+        """End a batch: the states it read but did not change go back to the keep."""
+        for brand in [brand for brand in self.states if brand not in self.touched]:
+            state = self.states.pop(brand)
+            if state is not None:
+                self._keep(brand, self.sources[brand], state)
 
     def count(self, outcome: Outcome, brand: str | None = None, event_time: float = 0.0) -> None:
         """Count a mention's outcome; a mention applied to ``brand`` also counts as judged."""
@@ -580,13 +666,6 @@ class BrandBatch:
         while len(self.kept) > self.keep:
             self.kept.popitem(last=False)
 
-    def end(self) -> None:
-        """After the batch's states are written: keep the states it read but left as
-        they were (those it wrote are kept by ``write``)."""
-        for brand, state in self.states.items():
-            if state is not None and brand not in self.touched:
-                self._keep(brand, self.sources[brand], state)
-
     def put(self, brand: str, state: BrandState) -> None:
         self.states[brand] = state
         self.touched[brand] = self.event
@@ -595,12 +674,12 @@ class BrandBatch:
             self.created += 1
 
     def known(self, brand: str) -> bool:
-        """Whether the brand has a state (in the table, or made by this batch)."""
+        """Whether the brand has a state (in the table, or made since the last write)."""
         self.get(brand)
         return brand in self.stored
 
     def brands_held(self) -> int:
-        """Brands with a state: the table's and those this batch made."""
+        """Brands with a state: the table's and those made since the last write."""
         return len(self.table) + self.created
 
     def touched_states(self) -> list[tuple[str, BrandState]]:
@@ -608,6 +687,7 @@ class BrandBatch:
         return [(brand, state) for brand, state in touched if state is not None]
 
     def write(self) -> None:
+        """Write the changed states to the table; they go to the keep."""
         for brand, state in self.touched_states():
             token = _current_event.set(weakref.ref(self.touched[brand]))
             try:
@@ -615,6 +695,9 @@ class BrandBatch:
             finally:
                 _current_event.reset(token)
             self._keep(brand, self.table.get(brand, value), state)
+            del self.states[brand]
+        self.touched.clear()
+        self.created = 0
 
 
 class SkippedOffsets:

@@ -60,6 +60,7 @@ class MentionReader(Service):
         batch_size: int,
         session_timeout: float,
         rebalance_timeout: float,
+        fetch_max_wait: float = 0.5,
         wait_seconds: float = 1.0,
         **kwargs: Any,
     ) -> None:
@@ -71,6 +72,7 @@ class MentionReader(Service):
         self.batch_size = batch_size
         self.session_timeout = session_timeout
         self.rebalance_timeout = rebalance_timeout
+        self.fetch_max_wait = fetch_max_wait
         self.wait_seconds = wait_seconds
         self.consumer: AIOKafkaConsumer | None = None
         self.batch_lock = asyncio.Lock()  # held while a batch is handled and committed
@@ -102,6 +104,7 @@ class MentionReader(Service):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.batch_size,
+            fetch_max_wait_ms=int(self.fetch_max_wait * 1000),
             session_timeout_ms=int(self.session_timeout * 1000),
             rebalance_timeout_ms=int(self.rebalance_timeout * 1000),
             heartbeat_interval_ms=int(min(3.0, self.session_timeout / 3) * 1000),

@@ -32,6 +32,10 @@ EVENT_TO_DECISION_BUCKETS = (
 INGEST_TO_ALERT_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
+INGEST_TO_DECISION_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0,
+    3.0, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
 
 # (topic, partition) -> records not yet processed by this worker.
 LagSource = Callable[[], Mapping[tuple[str, int], int]]
@@ -203,6 +207,13 @@ class WorkerMetrics:
             buckets=INGEST_TO_ALERT_BUCKETS,
             registry=registry,
         )
+        self.ingest_to_decision = Histogram(
+            "crisis_radar_ingest_to_decision_seconds",
+            "Wall-clock time from ingest receiving a mention to the detector having judged it "
+            "and sent the alert events it decided.",
+            buckets=INGEST_TO_DECISION_BUCKETS,
+            registry=registry,
+        )
         self.last_event = Gauge(
             "crisis_radar_last_event_timestamp_seconds",
             "Newest event time (Unix seconds) of the brand's mentions the detector has judged.",
@@ -289,6 +300,11 @@ class WorkerMetrics:
         if newest > self._last_event.get(label, -math.inf):
             self._last_event[label] = newest
             self.last_event.labels(brand=label).set(newest)
+
+    def observe_ingest_to_decision(self, seconds: list[float]) -> None:
+        observe = self.ingest_to_decision.observe
+        for value in seconds:
+            observe(max(0.0, value))
 
     def processed(self, stage: str, outcome: str, n: int = 1) -> None:
         """Count ``n`` mentions of ``stage`` with ``outcome`` (labelled children are kept:

@@ -57,6 +57,7 @@ TEST_SETTINGS = Settings(
     store="memory://",
     partitions=2,
     thresholds=ThresholdBook(defaults=TEST_THRESHOLDS),
+    checkpoint_seconds=0.0,  # states written at the end of every batch
 )
 
 

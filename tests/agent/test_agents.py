@@ -392,29 +392,54 @@ async def test_detect_counts_the_brands_a_batch_creates_against_the_limit(
         assert dead.headers["crisis-radar-source"] == f"{MENTIONS}/0/2".encode()
 
 
-async def test_detect_writes_states_every_batch_size_mentions_of_a_record(
-    vader: VaderScorer,
+async def test_detect_writes_changed_states_at_checkpoints_then_acknowledges(
+    vader: VaderScorer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A scored record holds up to an ingest batch of mentions: the detect agent writes
-    the states it changed after every ``batch_size`` mentions, not only at the end of
-    its batch of records, and ends with the state of applying them one at a time."""
-    mentions = [
-        {**scored_record(k, T0 + k, compound=0.2), "source_position": [0, k]} for k in range(7)
+    """Changed states stay in hand until a checkpoint writes them: when it is due, or
+    when ``MAX_CHANGED_STATES`` of them have changed, also inside a record (one holds up
+    to an ingest batch of mentions). An event is acknowledged only by the checkpoint
+    after its batch, so its offset is never committed before its states are written."""
+    import streams.app
+
+    monkeypatch.setattr(streams.app, "MAX_CHANGED_STATES", 2)
+    settings = replace(TEST_SETTINGS, checkpoint_seconds=60)
+    brands = ["a", "b", "c", "d", "e", "a"]
+    first = [
+        {**scored_record(k, T0 + k, compound=0.2, brand=brand), "source_position": [0, k]}
+        for k, brand in enumerate(brands)
     ]
-    settings = replace(TEST_SETTINGS, batch_size=3, batch_seconds=5)
+    second = [
+        {**scored_record(10 + k, T0 + 10 + k, compound=0.2, brand=brand)}
+        for k, brand in enumerate(["f", "g"])
+    ]
 
     async with make_harness(settings, vader) as harness:
         async with harness.radar.detect.test_context() as agent:
-            await agent.put(json.dumps({"mentions": mentions}).encode(), partition=0)
-            await wait_until(lambda: mentions_applied(harness) == len(mentions), "the record")
+            to_message = agent.to_message
 
-        written = [decode_state(r.value) for r in harness.sent(harness.changelog_topic)]
-        assert [state["mentions"] for state in written] == [3, 6, 7]
+            def delivered(*args: Any, **kwargs: Any) -> Any:
+                message = to_message(*args, **kwargs)
+                message.incref()  # the reference Faust's conductor takes for the stream
+                return message
+
+            monkeypatch.setattr(agent, "to_message", delivered)
+            one = await agent.put(json.dumps({"mentions": first}).encode(), partition=0)
+            await wait_until(lambda: mentions_applied(harness, "a") == 2, "the first record")
+            written = [json.loads(r.key or b"") for r in harness.sent(harness.changelog_topic)]
+            assert written == brands  # two at a time
+            assert not one.message.acked  # its batch ended after the last checkpoint
+
+            two = await agent.put(json.dumps({"mentions": second}).encode(), partition=0)
+            await wait_until(lambda: mentions_applied(harness, "g") == 1, "the second record")
+            assert one.message.acked  # the checkpoint inside the second batch covered it
+            assert not two.message.acked
+
         state = None
-        for offset, wire in enumerate(mentions):
-            state = step(state, from_wire(wire), TEST_THRESHOLDS, Position(0, offset)).state
+        for offset, wire in enumerate(first):
+            if wire["brand"] == "a":
+                state = step(state, from_wire(wire), TEST_THRESHOLDS, Position(0, offset)).state
         assert state is not None
-        assert brand_state(harness) == state.to_dict()
+        assert brand_state(harness, "a") == state.to_dict()
 
 
 async def test_detect_keeps_decoded_states_between_batches_while_the_table_agrees(
