@@ -694,7 +694,8 @@ class BrandBatch:
                 value = self.table[brand] = encode_state(state)
             finally:
                 _current_event.reset(token)
-            self._keep(brand, self.table.get(brand, value), state)
+            # The store keeps the value it was given, so it is what ``get`` compares.
+            self._keep(brand, value, state)
             del self.states[brand]
         self.touched.clear()
         self.created = 0
