@@ -149,11 +149,18 @@ def test_stop_and_restart_one_of_two_workers(broker: EmbeddedBroker, tmp_path: P
         end_of_first = max(event_time(json.loads(v)) for _, v in chunks[0])
 
         # 2. Worker two stops while the second third arrives; one takes its brands over.
-        produce(producer, settings.mentions_topic, chunks[1])
+        # Half of the second third is sent before the stop, half once worker two has
+        # exited: a worker that fast could otherwise finish all of it before the stop
+        # lands, and worker one would have none of two's brands to take over.
+        half = len(chunks[1]) // 2
+        produce(producer, settings.mentions_topic, chunks[1][:half])
         t1 = time.monotonic()
         code = kill_worker(two, signal.SIGTERM)
         figures["stop took"] = time.monotonic() - t1
         assert code == 0, two.describe()
+        after_stop = {key.decode() for key, _ in chunks[1][half:]}
+        assert owned_by_two <= after_stop, "no mention of worker two's brands after the stop"
+        produce(producer, settings.mentions_topic, chunks[1][half:])
 
         def one_took_over() -> bool:
             metrics = one.metrics()
