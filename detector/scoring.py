@@ -18,10 +18,10 @@ Which text is read how (docs/sentiment.md has the reasons):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from detector.language import UNDETERMINED, LanguageDetector, normalise_lang
 from detector.masking import BrandMasker, BrandNames, mask_generic
@@ -56,12 +56,43 @@ class BrandRegisterScorer(Protocol):
     def brand_compound(self, text: str) -> float: ...
 
 
+class LazyScorer:
+    """A scorer made on first use. The German scorer's lexicon takes about 50 MB and 0.2 s
+    to build; a stream without German texts never pays for it. Any other attribute of
+    the scorer (``brand_compound``, say) is the made scorer's."""
+
+    __slots__ = ("name", "_make", "_scorer")
+
+    def __init__(self, name: str, make: Callable[[], SentimentScorer]) -> None:
+        self.name = name
+        self._make = make
+        self._scorer: SentimentScorer | None = None
+
+    @property
+    def made(self) -> bool:
+        return self._scorer is not None
+
+    def scorer(self) -> SentimentScorer:
+        if self._scorer is None:
+            self._scorer = self._make()
+        return self._scorer
+
+    def compound(self, text: str) -> float:
+        return self.scorer().compound(text)
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("_"):  # not made yet: no recursion through __slots__
+            raise AttributeError(attribute)
+        return getattr(self.scorer(), attribute)
+
+
 def default_scorers() -> dict[str, SentimentScorer]:
-    """The shipped scorers: English (VADER with the brand-register rules) and German."""
+    """The shipped scorers: English (VADER with the brand-register rules), and German, made
+    when the first German text comes."""
     from detector.english import EnglishScorer
     from detector.german import GermanScorer
 
-    return {"en": EnglishScorer(), "de": GermanScorer()}
+    return {"en": EnglishScorer(), "de": LazyScorer("german", GermanScorer)}
 
 
 class MentionScorer:

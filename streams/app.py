@@ -637,9 +637,9 @@ class BrandBatch:
     def end(self) -> None:
         """End a batch: the states it read but did not change go back to the keep."""
         for brand in [brand for brand in self.states if brand not in self.touched]:
-            state = self.states.pop(brand)
+            state, source = self.states.pop(brand), self.sources.pop(brand)
             if state is not None:
-                self._keep(brand, self.sources[brand], state)
+                self._keep(brand, source, state)
 
     def count(self, outcome: Outcome, brand: str | None = None, event_time: float = 0.0) -> None:
         """Count a mention's outcome; a mention applied to ``brand`` also counts as judged."""
@@ -697,6 +697,8 @@ class BrandBatch:
             # The store keeps the value it was given, so it is what ``get`` compares.
             self._keep(brand, value, state)
             del self.states[brand]
+            # The value it was read from is no longer the table's: not kept alive here.
+            self.sources.pop(brand, None)
         self.touched.clear()
         self.created = 0
 
@@ -906,8 +908,12 @@ def _ingested_at(value: Any) -> float | None:
 
 
 def encode_state(state: BrandState) -> bytes:
-    """A brand's state as the table keeps it and its changelog carries it: JSON bytes."""
-    return orjson.dumps(state.to_dict())
+    """A brand's state as the table keeps it and its changelog carries it: JSON bytes.
+
+    Copied into a bytes object of its own size: orjson 3.13 returns its output buffer,
+    which for a 6 kB state holds 32 kB, and the table keeps every brand's value (10,000
+    brands: 320 MB instead of 60 MB)."""
+    return bytes(memoryview(orjson.dumps(state.to_dict())))
 
 
 def decode_state(stored: Any) -> dict[str, Any]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from detector.german import GermanScorer
 from detector.masking import BrandNames
 from detector.model import Mention
-from detector.scoring import MentionScorer, TextScore
+from detector.scoring import LazyScorer, MentionScorer, TextScore
 from detector.sentiment import (
     NEGATIVE_COMPOUND,
     ScoredMention,
@@ -186,3 +187,22 @@ def test_each_distinct_text_brand_and_language_is_scored_once() -> None:
     scorer.score_mention(mention(long_text))
     scorer.score_mention(mention(long_text))
     assert len(counting.texts) == 5
+
+
+def test_the_german_scorer_is_made_with_the_first_german_text() -> None:
+    scorer = MentionScorer()
+    german = scorer.scorers["de"]
+    assert isinstance(german, LazyScorer) and not german.made
+    scorer.score_text("The doors broke again, terrible service", "acme", "en")
+    assert not german.made  # English texts leave it unmade
+    text = "Die Türen von @acme sind schon wieder kaputt, furchtbar"
+    lazy = scorer.score_text(text, "acme", "de")
+    assert german.made
+    made = german.scorer()
+    assert isinstance(made, GermanScorer) and german.scorer() is made
+    # Through the stand-in as without it, in both registers.
+    direct = MentionScorer(scorers={"en": scorer.scorers["en"], "de": GermanScorer()})
+    assert lazy == direct.score_text(text, "acme", "de")
+    assert lazy.named and lazy.compound < -0.05
+    plain = "Die Türen sind schon wieder kaputt, furchtbar"
+    assert scorer.score_text(plain, "acme", "de") == direct.score_text(plain, "acme", "de")
