@@ -230,7 +230,7 @@ async def test_detect_learns_a_baseline_then_alerts_on_a_spike(harness: Harness)
     assert 0 < len(changelog) <= len(warm_up) + SPIKE  # at most one write per brand and batch
     last_key = changelog[-1].key
     assert last_key is not None and json.loads(last_key) == BRAND
-    assert changelog[-1].json() == state
+    assert decode_state(changelog[-1].value) == state
 
     # Opened when the window reached the opening factor, escalated at the critical one:
     # both lifecycle events of one alert.

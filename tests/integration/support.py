@@ -27,7 +27,7 @@ from config.settings import Settings, load_settings
 from detector import alerts
 from detector.replay import Replayer
 from streams import scored as scored_batch
-from streams.app import STATE_TABLE
+from streams.app import STATE_TABLE, decode_state
 from streams.kafka_util import EMBEDDED_ENV, EmbeddedBroker, free_port
 
 T = TypeVar("T")
@@ -482,7 +482,7 @@ def latest_states(records: Iterable[Any]) -> dict[str, dict[str, Any]]:
         if record.value is None:
             states.pop(brand, None)
             continue
-        states[brand] = {**json.loads(record.value), "_partition": record.partition}
+        states[brand] = {**decode_state(record.value), "_partition": record.partition}
     return states
 
 
