@@ -465,15 +465,9 @@ def create_app(
         checkpoints.generation = generation
 
     async def checkpoint() -> None:
-        """Write the states changed since the last checkpoint; once the broker has them,
-        acknowledge the events they cover, so that committed offsets never run ahead of
-        the states on the broker. Called with ``checkpoints.lock`` held.
-
-        The wait for the broker happens in a task of its own while the agent goes on
-        with the next batches: on the embedded broker 200 changelog records take 0.2 to
-        0.8 s to arrive, time in which detection stood still. At most one checkpoint is
-        on its way: the next one first waits for it (and fails if it failed)."""
-        await checkpoints.settled()
+        """Write the states changed since the last checkpoint, wait until the broker has
+        them, then acknowledge the events they cover, so that committed offsets never run
+        ahead of the states on the broker. Called with ``checkpoints.lock`` held."""
         checkpoints.last = time.monotonic()
         if app.consumer_generation_id != checkpoints.generation and checkpoints.covered:
             forget_changes(app.consumer_generation_id)
@@ -482,9 +476,11 @@ def create_app(
         batch.write()
         for brand, state in changed:
             metrics.observe_state(state, live.for_brand(brand))
-        covered, checkpoints.covered = checkpoints.covered, []
         # See ``ChangelogWrites``.
-        checkpoints.on_the_way(writes.take(), covered)
+        await writes.delivered()
+        covered, checkpoints.covered = checkpoints.covered, []
+        for event in covered:
+            event.ack()
 
     checkpoints = Checkpoints(settings.checkpoint_seconds)
 
@@ -591,39 +587,9 @@ class Checkpoints:
         self.last = time.monotonic()
         self.covered: list[Any] = []  # events applied since the last checkpoint
         self.generation: int | None = None  # consumer generation of those events
-        self.in_flight: asyncio.Future[None] | None = None  # the last checkpoint's delivery
 
     def due(self) -> bool:
         return time.monotonic() - self.last >= self.seconds
-
-    def on_the_way(self, writes: list[Any], covered: list[Any]) -> None:
-        """Acknowledge ``covered`` once the ``writes`` are on the broker."""
-        self.in_flight = asyncio.ensure_future(_acknowledge(writes, covered))
-        self.in_flight.add_done_callback(_log_failed_checkpoint)
-
-    async def settled(self) -> None:
-        """Wait until the last checkpoint's writes are on the broker and its events are
-        acknowledged; raise what its delivery raised (its events stay unacknowledged,
-        so a restart reads them again)."""
-        in_flight, self.in_flight = self.in_flight, None
-        if in_flight is not None:
-            await in_flight
-
-
-async def _acknowledge(writes: list[Any], covered: list[Any]) -> None:
-    for future in writes:
-        await future
-    for event in covered:
-        event.ack()
-
-
-def _log_failed_checkpoint(in_flight: asyncio.Future[None]) -> None:
-    if not in_flight.cancelled() and in_flight.exception() is not None:
-        log.error(
-            "detect: a checkpoint's states did not reach the broker (%r); its records are "
-            "not acknowledged and are read again after a restart",
-            in_flight.exception(),
-        )
 
 
 class BrandBatch:
@@ -861,10 +827,10 @@ class ChangelogWrites:
 
         table.send_changelog = send_and_keep
 
-    def take(self) -> list[Any]:
-        """The futures of the writes sent since the last call."""
+    async def delivered(self) -> None:
         pending, self.pending = self.pending, []
-        return pending
+        for future in pending:
+            await future
 
 
 class PartitionClocks:
