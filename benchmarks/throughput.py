@@ -48,7 +48,6 @@ import tempfile
 import time
 import urllib.request
 import uuid
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -1134,13 +1133,12 @@ def decision_times(brokers: str, run: Run, start: dict[int, int]) -> dict[tuple[
     """Source position -> timestamp (s) of the first brand-state changelog record written
     after the mention at that position was applied (every brand of this benchmark lives on
     one input partition, so its state holds exactly one position)."""
+    from streams.app import state_json
+
     decided: dict[tuple[int, int], float] = {}
 
     def handle(record: Any) -> None:
-        value = record.value or b""
-        if value[:1] == b"x":  # deflated (streams.app.encode_state)
-            value = zlib.decompress(value)
-        found = _POSITIONS.search(value)
+        found = _POSITIONS.search(state_json(record.value or b""))
         if found is None:
             return
         position = (int(found.group(1)), int(found.group(2)))

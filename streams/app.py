@@ -913,7 +913,7 @@ def _ingested_at(value: Any) -> float | None:
 # write (once per brand and checkpoint) and 15 us per read that misses the decoded keep;
 # the table holds every brand's value in memory (docs/performance.md).
 STATE_COMPRESSION = 1
-_ZLIB_FIRST_BYTE = 0x78  # zlib's header; a JSON object starts with "{"
+_DEFLATED = b"\x78"  # zlib's header byte; a JSON object starts with "{"
 
 
 def encode_state(state: BrandState) -> bytes:
@@ -926,14 +926,22 @@ def encode_state_value(value: dict[str, Any]) -> bytes:
     return zlib.compress(orjson.dumps(value), STATE_COMPRESSION)
 
 
+def state_json(stored: bytes | bytearray) -> bytes | bytearray:
+    """The JSON of a stored state: inflated if deflated, else as it is (plain JSON, as
+    releases before wrote it)."""
+    if stored[:1] != _DEFLATED:
+        return stored
+    try:
+        return zlib.decompress(stored)
+    except zlib.error as exc:
+        raise ValueError(f"a brand state that does not inflate: {exc}") from exc
+
+
 def decode_state(stored: Any) -> dict[str, Any]:
     """The serialised state (``BrandState.to_dict``) of a table value: deflated JSON,
     plain JSON bytes (as releases before it wrote them), or the decoded value itself."""
-    if isinstance(stored, bytes | bytearray) and stored[:1] == bytes((_ZLIB_FIRST_BYTE,)):
-        try:
-            stored = zlib.decompress(stored)
-        except zlib.error as exc:
-            raise ValueError(f"a brand state that does not inflate: {exc}") from exc
+    if isinstance(stored, bytes | bytearray):
+        stored = state_json(stored)
     value = orjson.loads(stored) if isinstance(stored, bytes | bytearray | str) else stored
     if not isinstance(value, dict):
         raise TypeError(f"a brand state is a JSON object, not {type(value).__name__}")
