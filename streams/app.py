@@ -26,8 +26,9 @@ from typing import Any
 
 import faust
 import orjson
+from faust.exceptions import ConsumerNotStarted
 from faust.streams import _current_event
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
@@ -38,6 +39,7 @@ from detector.sentiment import SentimentScorer, from_wire, score, to_wire
 from detector.state import BrandState
 from streams import control
 from streams import scored as scored_batch
+from streams.consumer_fixes import FETCH_MAX_WAIT_ATTRIBUTE, acknowledge_offsets
 from streams.control import LiveConfig
 from streams.kafka_util import read_offsets
 from streams.mentions import MentionReader
@@ -86,22 +88,6 @@ class CrisisRadarApp:
     detect: Any
     live: LiveConfig
     control_ready: asyncio.Event  # set once the control topic's records at start-up are applied
-
-
-def _create_worker_consumer(thread: Any, transport: Any) -> Any:
-    """faust-streaming 0.15.3 builds its consumer with a fixed ``fetch_max_wait_ms`` of
-    1.5 s; the app's ``FETCH_MAX_WAIT_ATTRIBUTE``, when set, replaces it (see
-    ``Settings.fetch_max_wait``)."""
-    consumer = _faust_create_worker_consumer(thread, transport)
-    wait = getattr(thread.app, FETCH_MAX_WAIT_ATTRIBUTE, None)
-    if wait is not None:
-        consumer._fetch_max_wait_ms = int(wait * 1000)  # read when the consumer starts
-    return consumer
-
-
-FETCH_MAX_WAIT_ATTRIBUTE = "crisis_radar_fetch_max_wait"
-_faust_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
-AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -259,9 +245,11 @@ def create_app(
         event first."""
         for event in events:
             starting(event)
-            gap = skipped.check(event)
+            gap = await skipped.check(event)
             if gap is not None:
                 await fill_gap(skipped.name, gap, handle)
+                # Acknowledged with the batch's events: see ``acknowledge_offsets``.
+                checkpoints.covered.append(GapAcknowledgement(app.consumer, gap))
             await handle(event.message)
 
     detect_skipped = SkippedOffsets(app, "detect", settings.scored_topic)
@@ -478,6 +466,11 @@ def create_app(
             metrics.observe_state(state, live.for_brand(brand))
         # See ``ChangelogWrites``.
         await writes.delivered()
+        if app.consumer_generation_id != checkpoints.generation:
+            # A rebalance while the writes were on their way: the partitions may have
+            # been recovered elsewhere without them, so their records are read again.
+            forget_changes(app.consumer_generation_id)
+            return
         covered, checkpoints.covered = checkpoints.covered, []
         for event in covered:
             event.ack()
@@ -575,6 +568,20 @@ class Gap:
     @property
     def size(self) -> int:
         return self.last - self.first + 1
+
+
+@dataclass(frozen=True)
+class GapAcknowledgement:
+    """Acknowledges, at a checkpoint, the offsets of a gap whose records the agent read
+    again directly: the consumer never handed them out, so they are not acknowledged
+    otherwise, and commits would stop before them."""
+
+    consumer: Any
+    gap: Gap
+
+    def ack(self) -> None:
+        gap = self.gap
+        acknowledge_offsets(self.consumer, TP(gap.topic, gap.partition), gap.first, gap.last)
 
 
 class Checkpoints:
@@ -783,11 +790,31 @@ class SkippedOffsets:
             found.append((tp, first, position))
         return found
 
-    def check(self, event: Any) -> Gap | None:
+    async def _start(self, tp: Any) -> int | None:
+        """The first offset of ``tp`` the consumer is due to hand out in this generation:
+        the committed one, or the partition's first when nothing was committed (Faust
+        keeps a committed 0 as unknown)."""
+        consumer = getattr(self.app, "_consumer", None)
+        if consumer is None:
+            return None
+        committed: int | None = consumer._committed_offset.get(tp)
+        if committed is None:
+            try:
+                committed = (await consumer.earliest_offsets(tp)).get(tp)
+            except ConsumerNotStarted:  # an agent run on its own, in a test context
+                return None
+        return committed
+
+    async def check(self, event: Any) -> Gap | None:
+        """The offsets the consumer left out before ``event``'s record, if any: between
+        it and the record handed out before it, or, for the first record of a partition
+        in a generation, between it and the offset the consumer started from."""
         message = event.message
         tp, offset = message.tp, message.offset
         self._same_generation()
         expected = self.expected.get(tp)
+        if expected is None:
+            expected = await self._start(tp)
         gap = None
         if expected is not None and offset > expected:
             gap = Gap(tp.topic, tp.partition, expected, offset - 1)
