@@ -431,7 +431,9 @@ async def test_detect_writes_changed_states_at_checkpoints_then_acknowledges(
 
             two = await agent.put(json.dumps({"mentions": second}).encode(), partition=0)
             await wait_until(lambda: mentions_applied(harness, "g") == 1, "the second record")
-            assert one.message.acked  # the checkpoint inside the second batch covered it
+            # The checkpoint inside the second batch covered it: acknowledged once its
+            # writes are delivered.
+            await wait_until(lambda: one.message.acked, "the first record acknowledged")
             assert not two.message.acked
 
         state = None
