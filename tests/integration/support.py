@@ -688,10 +688,9 @@ def skipped_mentions(deployment: Deployment, input_records: int) -> dict[str, in
     return counts
 
 
-# The share of a crash test's mentions that may be missing from the states: one mention
-# in one of six runs since a passed tail is fetched again, cause not found (see
-# docs/delivery.md); a dropped scored record (hundreds of mentions) is far above it.
-MAX_LOST_SHARE = 0.001
+# The share of a crash test's mentions that may be missing from the states: none, since
+# commits no longer pass an unacknowledged record (docs/delivery.md, "The commit rule").
+MAX_LOST_SHARE = 0.0
 
 
 def assert_outcome(
@@ -705,7 +704,7 @@ def assert_outcome(
     """Check a deployment's outcome against the offline replay of its input; return the
     mentions missing from each brand's state (brands that lost none left out).
 
-    No mention counted twice, at most ``MAX_LOST_SHARE`` missing (``skipped``, the records
+    No mention counted twice, at most ``MAX_LOST_SHARE`` missing (none) (``skipped``, the records
     the consumer left out and the agents read again, says where a missing one was); none
     late; repeated
     alert events exact; every alert event id of the replay delivered, no other; and for
