@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -292,9 +293,7 @@ class WorkerMetrics:
     def observe_judged_all(self, brand: str, event_times: list[float], now: float) -> None:
         """Mentions of ``brand`` with these event times went through the detector at
         ``now`` (a batch: the brand's gauge is set once)."""
-        observe = self.event_to_decision.observe
-        for event_time in event_times:
-            observe(max(0.0, now - event_time))
+        observe_many(self.event_to_decision, [max(0.0, now - t) for t in event_times])
         newest = max(event_times, default=-math.inf)
         label = self.brand_label(brand)
         if newest > self._last_event.get(label, -math.inf):
@@ -302,9 +301,7 @@ class WorkerMetrics:
             self.last_event.labels(brand=label).set(newest)
 
     def observe_ingest_to_decision(self, seconds: list[float]) -> None:
-        observe = self.ingest_to_decision.observe
-        for value in seconds:
-            observe(max(0.0, value))
+        observe_many(self.ingest_to_decision, [max(0.0, value) for value in seconds])
 
     def processed(self, stage: str, outcome: str, n: int = 1) -> None:
         """Count ``n`` mentions of ``stage`` with ``outcome`` (labelled children are kept:
@@ -372,3 +369,21 @@ class WorkerMetrics:
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def observe_many(histogram: Histogram, values: list[float]) -> None:
+    """``histogram.observe(value)`` for each value (no exemplars), with one increment per
+    bucket and one of the sum: a batch observes thousands of values, and each observation
+    takes two locks. A value goes to the first bucket whose upper bound is at least the
+    value, as in ``observe``; the sum may differ from one observation at a time in its last
+    bits (the values are added together first)."""
+    if not values:
+        return
+    bounds = histogram._upper_bounds
+    counts: dict[int, int] = {}
+    for value in values:
+        i = bisect.bisect_left(bounds, value)
+        counts[i] = counts.get(i, 0) + 1
+    histogram._sum.inc(math.fsum(values))
+    for i, n in counts.items():
+        histogram._buckets[i].inc(n)
