@@ -315,14 +315,20 @@ def _window_sums(
     longest = max(1, t.long_window_buckets)
     here, *befores = _expectations(state, [start - back * bs for back in range(longest + 1)], t)
     rows = [_totals(state, bucket.index - back) for back in range(1, longest + 1)]
+    own = (
+        float(bucket.count),
+        float(bucket.negatives),
+        bucket.volume,
+        float(bucket.reach),
+        float(bucket.unscored),
+    )
     # Only the elapsed part of the bucket has been observed.
     expected_here = (elapsed * here.count, elapsed * here.volume, elapsed * here.reach)
     sums = []
     # Every mention of a warm brand comes here: the sums are spelt out per field (the same
     # operations in the same order as a loop over the fields, at a third of the cost).
     for length in (0, 1, t.long_window_buckets):
-        count, negatives, volume = float(bucket.count), float(bucket.negatives), bucket.volume
-        reach, unscored = float(bucket.reach), float(bucket.unscored)
+        count, negatives, volume, reach, unscored = own
         e_count, e_volume, e_reach = expected_here
         for back in range(1, length + 1):
             weight = 1.0 if back < length else 1.0 - elapsed
