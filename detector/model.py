@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from detector.errors import ConfigError
 
 
@@ -132,6 +134,10 @@ def _reject_constant(name: str) -> Any:
     raise _Invalid(Reason.BAD_NUMBER, f"non-finite number {name} is not allowed")
 
 
+# Made once: ``json.loads`` with a keyword argument makes a new decoder for every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _string(obj: dict[str, Any], key: str, *, required: bool, max_chars: int) -> str | None:
     if key not in obj or obj[key] is None:
         if required:
@@ -233,12 +239,37 @@ def parse_mention(raw: bytes, *, now: float, limits: Limits | None = None) -> Me
     """
     limits = limits or Limits()
     try:
-        return _parse(raw, now, limits)
+        return _parse(raw, now, limits, fast=True)
+    except _Invalid:
+        pass
+    # Rejected, or read differently by orjson: the standard library's reading decides,
+    # and gives the rejection's detail.
+    try:
+        return _parse(raw, now, limits, fast=False)
     except _Invalid as invalid:
         return invalid.rejection
 
 
-def _parse(raw: bytes, now: float, limits: Limits) -> Mention:
+def _load_json(text: str) -> Any:
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        detail = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise _Invalid(Reason.INVALID_JSON, detail) from None
+    except RecursionError:
+        raise _Invalid(Reason.INVALID_JSON, "nesting too deep") from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
+        raise _Invalid(Reason.BAD_NUMBER, f"unreadable number: {str(exc)[:80]}") from None
+
+
+def _parse(raw: bytes, now: float, limits: Limits, *, fast: bool) -> Mention:
+    """``fast``: read the JSON with orjson, about four times as fast as the standard
+    library; the caller reads a rejected event again with the standard library, whose
+    reading decides. The two differ only in what the standard library reads and orjson
+    refuses (``NaN``, ``1e400``, an escaped lone surrogate) and in integers beyond 64
+    bits, which orjson turns into floats: no field accepts a float there (the author's
+    id takes a string or an integer, and counts and timestamps that large are out of
+    range), so those events are rejected by the fast reading and read again."""
     if len(raw) > limits.max_event_bytes:
         raise _Invalid(
             Reason.TOO_LARGE, f"event has {len(raw)} bytes, limit {limits.max_event_bytes}"
@@ -247,15 +278,13 @@ def _parse(raw: bytes, now: float, limits: Limits) -> Mention:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _Invalid(Reason.INVALID_UTF8, f"not UTF-8 at byte {exc.start}") from None
-    try:
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        detail = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-        raise _Invalid(Reason.INVALID_JSON, detail) from None
-    except RecursionError:
-        raise _Invalid(Reason.INVALID_JSON, "nesting too deep") from None
-    except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
-        raise _Invalid(Reason.BAD_NUMBER, f"unreadable number: {str(exc)[:80]}") from None
+    if fast:
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise _Invalid(Reason.INVALID_JSON, "") from None
+    else:
+        obj = _load_json(text)
     if not isinstance(obj, dict):
         kind = type(obj).__name__
         raise _Invalid(Reason.NOT_AN_OBJECT, f"event must be a JSON object, got {kind}")

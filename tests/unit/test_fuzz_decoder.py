@@ -19,6 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from detector import model
 from detector.model import Limits, Mention, Reason, Rejection, parse_mention
 from detector.sentiment import ScoredMention, from_wire, score, to_wire
 
@@ -259,3 +260,113 @@ def test_any_corruption_of_a_valid_event_is_classified_never_raised(
         result.detail.encode("utf-8", "replace")
     else:
         survives_the_worker(result)
+
+
+# --- the fast reading (orjson) against the standard library's ------------------------------
+
+
+def standard(raw: bytes, limits: Limits = LIMITS) -> Mention | Rejection:
+    """The event as the standard library's JSON reading alone decides it."""
+    try:
+        return model._parse(raw, NOW, limits, fast=False)
+    except model._Invalid as invalid:
+        return invalid.rejection
+
+
+# Numbers where the two readers could part: integers beyond 64 bits (orjson makes them
+# floats), floats with many digits, negative zero, exponents.
+awkward_numbers = st.one_of(
+    st.integers(min_value=2**63 - 5, max_value=2**70),
+    st.integers(min_value=-(2**70), max_value=-(2**63) + 5),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0, -0.0, 1e308, 5e-324, 2**53 + 1, 10**12, 10**12 + 1]),
+)
+
+
+@FUZZ
+@given(obj=valid_events, ascii_only=st.booleans())
+def test_valid_events_read_fast_as_the_standard_library_reads_them(
+    obj: dict[str, Any], ascii_only: bool
+) -> None:
+    raw = encode(obj, ascii_only)
+    assert parse(raw) == standard(raw)
+
+
+@FUZZ
+@given(
+    obj=valid_events,
+    where=st.sampled_from(
+        [("created_at",), ("author", "id"), ("author", "followers"), ("engagement", "likes")]
+    ),
+    number=awkward_numbers,
+)
+def test_awkward_numbers_read_fast_as_the_standard_library_reads_them(
+    obj: dict[str, Any], where: tuple[str, ...], number: int | float
+) -> None:
+    target = obj
+    for key in where[:-1]:
+        target = target.setdefault(key, {})
+    target[where[-1]] = number
+    raw = encode(obj)
+    assert parse(raw) == standard(raw)
+
+
+def test_an_author_id_beyond_64_bits_keeps_its_digits() -> None:
+    event = {"id": "m1", "brand": "acme", "text": "hi", "created_at": NOW - 60}
+    event["author"] = {"id": 2**70 + 1, "followers": 3}
+    result = parse(encode(event))
+    assert isinstance(result, Mention) and result.author.id == str(2**70 + 1)
+    event["author"] = {"id": 1.5}
+    assert parse(encode(event)) == Rejection(
+        Reason.WRONG_TYPE, "field 'author.id' must be a string or an integer"
+    )
+
+
+@FUZZ
+@given(
+    obj=valid_events,
+    cut=st.floats(0, 1),
+    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4),
+)
+def test_corrupted_events_read_fast_as_the_standard_library_reads_them(
+    obj: dict[str, Any], cut: float, flips: list[tuple[float, int]]
+) -> None:
+    raw = bytearray(encode(obj))
+    for where, byte in flips:
+        raw[int(where * (len(raw) - 1))] = byte
+    raw = raw[: max(0, int(cut * len(raw)))] if cut < 0.9 else raw
+    assert parse(bytes(raw)) == standard(bytes(raw))
+
+
+any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | awkward_numbers
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@FUZZ
+@given(
+    obj=valid_events,
+    field=st.sampled_from(["id", "brand", "text", "created_at", "author", "engagement", "lang"]),
+    value=any_json,
+)
+def test_any_json_in_a_field_reads_fast_as_the_standard_library_reads_it(
+    obj: dict[str, Any], field: str, value: Any
+) -> None:
+    obj[field] = value
+    raw = encode(obj)
+    assert parse(raw) == standard(raw)
+
+
+@FUZZ
+@given(raw=st.binary(max_size=400))
+def test_any_bytes_read_fast_as_the_standard_library_reads_them(raw: bytes) -> None:
+    assert parse(raw) == standard(raw)
