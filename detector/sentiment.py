@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -111,35 +111,41 @@ def to_wire(scored: ScoredMention) -> dict[str, object]:
     }
 
 
+_NUMBER_KEYS = ("created_at", "followers", "reposts", "likes", "replies", "compound")
+_NUMBER_TYPES = (int, float)
+
+
 def from_wire(data: dict[str, object]) -> ScoredMention:
     """Inverse of ``to_wire``. Raises ``KeyError``/``TypeError``/``ValueError`` on a bad record."""
-
-    def opt_str(key: str) -> str | None:
-        value = data.get(key)
-        return None if value is None else str(value)
-
-    def num(key: str) -> float:
-        value = data.get(key, 0)
-        if not isinstance(value, int | float) or isinstance(value, bool):
+    get = data.get
+    numbers = [get(key, 0) for key in _NUMBER_KEYS]
+    for key, value in zip(_NUMBER_KEYS, numbers, strict=True):
+        # Exactly int or float (JSON numbers): a bool is not a number here.
+        if value.__class__ not in _NUMBER_TYPES:
             raise TypeError(f"{key} must be a number")
-        return float(value)
-
-    mention = Mention(
-        id=str(data["id"]),
-        brand=str(data["brand"]),
-        text=str(data["text"]),
-        created_at=num("created_at"),
-        platform=opt_str("platform"),
-        lang=opt_str("lang"),
-        author=Author(id=opt_str("author_id"), followers=int(num("followers"))),
-        engagement=Engagement(
-            reposts=int(num("reposts")), likes=int(num("likes")), replies=int(num("replies"))
-        ),
-        repost_of=opt_str("repost_of"),
-    )
-    scored = data.get("scored", True)
+    created_at, followers, reposts, likes, replies, compound = cast("list[float]", numbers)
+    scored = get("scored", True)
     if not isinstance(scored, bool):
         raise TypeError("scored must be a boolean")
-    return ScoredMention(
-        mention=mention, compound=num("compound"), lang=opt_str("sentiment_lang"), scored=scored
+    platform, lang, author_id, repost_of, sentiment_lang = (
+        None if value is None else str(value)
+        for value in (
+            get("platform"),
+            get("lang"),
+            get("author_id"),
+            get("repost_of"),
+            get("sentiment_lang"),
+        )
     )
+    mention = Mention(
+        str(data["id"]),
+        str(data["brand"]),
+        str(data["text"]),
+        float(created_at),
+        platform,
+        lang,
+        Author(author_id, int(followers)),
+        Engagement(int(reposts), int(likes), int(replies)),
+        repost_of,
+    )
+    return ScoredMention(mention, float(compound), sentiment_lang, scored)

@@ -157,6 +157,33 @@ def test_wire_rejects_a_non_boolean_scored() -> None:
         from_wire(record)
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        ("followers", True, TypeError),
+        ("created_at", "2025-01-01T00:00:00Z", TypeError),
+        ("compound", None, TypeError),
+        ("likes", [1], TypeError),
+        ("created_at", None, TypeError),
+        ("followers", "NaN", TypeError),
+        ("id", None, None),
+    ],
+)
+def test_wire_rejects_damaged_fields(key: str, value: object, error: type | None) -> None:
+    record = to_wire(ScoredMention(mention=mention("fine"), compound=-0.3))
+    record[key] = value
+    if error is None:  # a missing id is a KeyError
+        del record[key]
+        error = KeyError
+    with pytest.raises(error):
+        from_wire(record)
+    # Numbers may be integers or floats, as JSON has them.
+    record = to_wire(ScoredMention(mention=mention("fine"), compound=-0.3))
+    record["followers"], record["created_at"] = 12.0, 1_700_000_000
+    decoded = from_wire(record)
+    assert decoded.mention.author.followers == 12 and decoded.mention.created_at == 1.7e9
+
+
 class CountingScorer:
     """A scorer that counts the texts it is asked about."""
 
