@@ -279,15 +279,17 @@ def tick(state: BrandState, event_time: float, thresholds: Thresholds) -> StepRe
     return StepResult(state, decisions)
 
 
-def _totals(state: BrandState, index: int) -> tuple[float, float, float, float, float] | None:
+def _totals(
+    state: BrandState, index: int, recent: dict[int, list[float]]
+) -> tuple[float, float, float, float, float] | None:
     """(count, negatives, volume, reach, unscored) of bucket ``index``, open or recently
-    finalised."""
+    finalised (``recent``: the rows of ``state.recent`` by bucket index)."""
     bucket = state.buckets.get(index)
     if bucket is not None:
         return bucket.count, bucket.negatives, bucket.volume, bucket.reach, bucket.unscored
-    for row in state.recent:
-        if int(row[0]) == index:
-            return row[1], row[2], row[3], row[4], _row_unscored(row)
+    row = recent.get(index)
+    if row is not None:
+        return row[1], row[2], row[3], row[4], _row_unscored(row)
     return None
 
 
@@ -313,8 +315,9 @@ def _window_sums(
     if bucket.index != state.current:
         elapsed = 1.0
     longest = max(1, t.long_window_buckets)
-    here, *befores = _expectations(state, [start - back * bs for back in range(longest + 1)], t)
-    rows = [_totals(state, bucket.index - back) for back in range(1, longest + 1)]
+    here, *befores = _expectations(state, start, longest, t)
+    recent = {int(row[0]): row for row in reversed(state.recent)}  # the first of an index wins
+    rows = [_totals(state, bucket.index - back, recent) for back in range(1, longest + 1)]
     own = (
         float(bucket.count),
         float(bucket.negatives),
@@ -374,24 +377,30 @@ def _windows(
     return tuple(windows)
 
 
-def _expectations(state: BrandState, starts: list[float], t: Thresholds) -> list[Expectation]:
-    """``expectation(state.baseline, start, t)`` of each start, memoised in the state while
-    the baseline and the thresholds stay the same: the windows of every mention ask for
-    the same few buckets, and the baseline changes only when a bucket is finalised (which
-    counts it in ``buckets_seen``)."""
+def _expectations(state: BrandState, start: float, back: int, t: Thresholds) -> list[Expectation]:
+    """``expectation(state.baseline, s, t)`` of the bucket starting at ``start`` and of the
+    ``back`` buckets before it (latest first), memoised in the state while the baseline
+    and the thresholds stay the same: the windows of every mention ask for the same few
+    buckets, and the baseline changes only when a bucket is finalised (which counts it in
+    ``buckets_seen``)."""
     b = state.baseline
     memo = state.memo
     version = (b.buckets_seen, b.level, b.negative_level, b.mean_weight, b.mean_reach, b.dispersion)
     # Thresholds are immutable: the same object is the same thresholds.
     if memo.get("thresholds") is not t or memo.get("baseline") != version:
-        memo.update(thresholds=t, baseline=version, expected={})
+        memo.update(thresholds=t, baseline=version, expected={}, windows={})
+    windows: dict[tuple[float, int], list[Expectation]] = memo["windows"]
+    found = windows.get((start, back))
+    if found is not None:
+        return found
     known: dict[float, Expectation] = memo["expected"]
     found = []
-    for start in starts:
-        expected = known.get(start)
+    for bucket_start in [start - i * t.bucket_seconds for i in range(back + 1)]:
+        expected = known.get(bucket_start)
         if expected is None:
-            expected = known[start] = expectation(b, start, t)
+            expected = known[bucket_start] = expectation(b, bucket_start, t)
         found.append(expected)
+    windows[(start, back)] = found
     return found
 
 

@@ -249,8 +249,10 @@ def mixed_share(baseline: Baseline, langs: Mapping[str, Sequence[float]]) -> flo
     instead of raising an alert. With the brand's usual mix, or one language, it is the
     brand's baseline share."""
     overall = baseline.negative_share
+    if len(baseline.langs) < 2 or overall <= 0:
+        return overall
     total = sum(float(pair[0]) for pair in langs.values())
-    if total <= 0 or len(baseline.langs) < 2 or overall <= 0:
+    if total <= 0:
         return overall
     learned = {
         lang: (neg + LANGUAGE_SHARE_PRIOR * overall) / (n + LANGUAGE_SHARE_PRIOR)
