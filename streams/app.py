@@ -177,9 +177,14 @@ def create_app(
             return
         metrics.dead_letters.labels(reason=reason).inc()
 
-    async def ingest_one(message: Any, accepted: list[tuple[str, dict[str, Any]]]) -> None:
+    async def ingest_one(
+        message: Any,
+        accepted: list[tuple[str, dict[str, Any]]],
+        languages: dict[tuple[str | None, bool], int],
+    ) -> None:
         """Decode, validate and score the mention of one input record, added to
-        ``accepted`` as (brand, scored mention); a rejected one is dead-lettered."""
+        ``accepted`` as (brand, scored mention) and counted in ``languages``; a rejected
+        one is dead-lettered."""
         raw_value = message.value if isinstance(message.value, bytes) else b""
         received = time.time()
         parsed = parse_mention(raw_value, now=received, limits=settings.limits)
@@ -195,7 +200,8 @@ def create_app(
             await dead_letter(message, raw_value, parsed.reason.value, parsed.detail)
             return
         scored = score(parsed, scorer)
-        metrics.observe_language(scored.lang, scored.scored)
+        language = (scored.lang, scored.scored)
+        languages[language] = languages.get(language, 0) + 1
         wire = to_wire(scored)
         wire[INGESTED_AT] = received
         # Where the mention was read: a replay of this agent after a crash forwards it
@@ -283,9 +289,12 @@ def create_app(
         once the broker has every scored record the batch sent, and only then are its
         offsets committed (see ``MentionReader``)."""
         by_source: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        languages: dict[tuple[str | None, bool], int] = {}
         for record in records:
-            await ingest_one(record, by_source.setdefault(record.partition, []))
+            await ingest_one(record, by_source.setdefault(record.partition, []), languages)
             await turns.take()
+        for (lang, scored), n in languages.items():
+            metrics.observe_language(lang, scored, n)
         # The consumer hands over each input partition's records in a run of their own;
         # interleaved by event time (each partition's keeping its order), a brand's
         # mentions reach the scored partition among those of the same time of the other
@@ -357,7 +366,8 @@ def create_app(
             return
         brand = scored.mention.brand
         position = _source_position(value) or Position(message.partition, message.offset)
-        refused = admit_brand(batch.known(brand), batch.brands_held(), settings.limits)
+        known = batch.known(brand)
+        refused = None if known else admit_brand(known, batch.brands_held(), settings.limits)
         if refused is not None:
             # The mention as decoded; its original bytes stay at the source position.
             metrics.processed("detect", "rejected")
@@ -380,10 +390,12 @@ def create_app(
         batch.count(result.outcome, brand, scored.mention.created_at)
         # Alerts first, state second: see ``emit``.
         ingested_at = _ingested_at(value)
-        await emit(brand, result.decisions, ingested_at)
+        if result.decisions:
+            await emit(brand, result.decisions, ingested_at)
         if ingested_at is not None:
             batch.decided.append(time.time() - ingested_at)
-        await clocks.advance(message.partition, brand, scored.mention.created_at)
+        for other in clocks.advance(message.partition, brand, scored.mention.created_at):
+            await tick_brand(other, scored.mention.created_at)
 
     async def detect_record(record: Any) -> None:
         """Apply the scored mentions of one record of the scored topic."""
@@ -544,7 +556,7 @@ def create_app(
         batch.put(brand, result.state)
 
     batch = BrandBatch(table)
-    clocks = PartitionClocks(settings.thresholds.defaults.bucket_seconds, tick_brand)
+    clocks = PartitionClocks(settings.thresholds.defaults.bucket_seconds)
     metrics.consumer_lag.source = lambda: {**consumer_lag(app, {scored_topic}), **reader.lag()}
 
     @app.page("/metrics")
@@ -932,25 +944,25 @@ class PartitionClocks:
     a brand whose stream has stopped. Ticks happen inside the agent, on the brands of the
     event's own partition, so the table's changelog stays co-partitioned."""
 
-    def __init__(self, bucket_seconds: int, tick_brand: Callable[[str, float], Awaitable[None]]):
+    def __init__(self, bucket_seconds: int):
         self.bucket_seconds = bucket_seconds
-        self.tick_brand = tick_brand
         self.clock: dict[int, float] = {}
         self.ticked: dict[int, int] = {}
         self.brands: dict[int, set[str]] = {}
 
-    async def advance(self, partition: int, brand: str, event_time: float) -> None:
+    def advance(self, partition: int, brand: str, event_time: float) -> list[str]:
+        """A mention of ``brand`` at ``event_time`` on ``partition``: the brands to tick to
+        ``event_time`` (in order), none unless the partition's clock entered a new bucket."""
         self.brands.setdefault(partition, set()).add(brand)
         if event_time <= self.clock.get(partition, float("-inf")):
-            return
+            return []
         self.clock[partition] = event_time
         bucket = bucket_of(event_time, self.bucket_seconds)
         previous = self.ticked.setdefault(partition, bucket)
         if bucket <= previous:
-            return
+            return []
         self.ticked[partition] = bucket
-        for other in sorted(self.brands[partition] - {brand}):
-            await self.tick_brand(other, event_time)
+        return sorted(self.brands[partition] - {brand})
 
 
 def consumer_lag(app: faust.App, topics: set[Any]) -> dict[tuple[str, int], int]:

@@ -313,14 +313,14 @@ class WorkerMetrics:
             )
         child.inc(n)
 
-    def observe_language(self, lang: str | None, scored: bool) -> None:
+    def observe_language(self, lang: str | None, scored: bool, n: int = 1) -> None:
         child = self._languages.get((lang, scored))
         if child is None:
             label = self.language_label(lang)
             child = self.by_language.labels(lang=label, scored="true" if scored else "false")
             if len(self._languages) < 1000:  # input languages are not bounded; labels are
                 self._languages[(lang, scored)] = child
-        child.inc()
+        child.inc(n)
 
     def observe_alert_sent(self, ingested_at: float | None, now: float) -> None:
         """An alert caused by a mention the ingest agent received at ``ingested_at`` was sent."""
