@@ -24,7 +24,8 @@ was chosen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import compress
 
 from detector.valence import words
 
@@ -52,17 +53,31 @@ class Register:
     sarcasm_objects: frozenset[str] = frozenset()
     # Rule 6; off only to measure what it adds.
     complaint_dominance: bool = True
+    # Requests and gratitude: the words the rules visit even without a valence.
+    marked: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "marked", self.requests | self.gratitude)
 
     def __call__(
         self, raw: list[str], words: list[str], lower: list[str], sentiments: list[float]
     ) -> None:
+        # Only tokens with a valence, requests and gratitude can change anything (each
+        # rule reads the tokens but writes only the valence of the token it is at), so
+        # the rules visit those, in order; a "?" anywhere is found at once.
         n = len(lower)
-        asks = False
+        marked = self.marked.intersection(lower)
+        if marked:
+            visit = [i for i in range(n) if sentiments[i] or lower[i] in marked]
+        else:  # a valence of 0.0 or -0.0 is false
+            visit = list(compress(range(n), sentiments))
+        if not visit:
+            return
+        questions = "?" in "".join(raw)
+        asks = questions and any(token.endswith("?") for token in raw)
         thanks: list[int] = []
-        for i in range(n):
+        for i in visit:
             lw = lower[i]
-            if raw[i].endswith("?"):
-                asks = True
             if lw in self.requests:
                 asks = True
                 sentiments[i] = 0.0
@@ -80,9 +95,10 @@ class Register:
                 and (i == 0 or lower[i - 1] not in self.like_subjects)
             ):
                 sentiments[i] = 0.0
-        _questions_do_not_praise(raw, sentiments)
+        if questions:
+            _questions_do_not_praise(raw, sentiments)
         complains = False
-        for i in range(n):
+        for i in visit:
             if sentiments[i] < 0 and lower[i] not in self.gratitude:
                 complains = True
                 break
@@ -93,7 +109,7 @@ class Register:
             elif complains or asks:
                 sentiments[i] = 0.0
         if complains and self.complaint_dominance:
-            for i in range(n):
+            for i in visit:
                 if sentiments[i] > 0:
                     sentiments[i] = 0.0
 
