@@ -531,9 +531,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     exit_code = 0
 
     # Ctrl-C and SIGTERM both stop everything this command started (SIGINT is set
-    # explicitly: a shell starts background jobs with it ignored).
-    previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    previous_int = signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    # explicitly: a shell starts background jobs with it ignored). Once stopping, a second
+    # Ctrl-C or SIGTERM is ignored, so that it cannot cut the clean-up short and leave the
+    # worker or the broker running.
+    def interrupt(signum: int, frame: object) -> None:
+        if not stop.is_set():
+            stop.set()
+            raise KeyboardInterrupt
+
+    previous_term = signal.signal(signal.SIGTERM, interrupt)
+    previous_int = signal.signal(signal.SIGINT, interrupt)
     try:
         if embedded:
             broker = EmbeddedBroker(log_path=run_dir / "broker.log").start()
@@ -635,8 +642,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping ...")
     finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGINT, previous_int)
         stop.set()
         if worker is not None:
             code = stop_process(worker, timeout=20)
@@ -646,6 +651,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             broker.stop()
         if alerts_out is not None:
             alerts_out.close()
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
     print(
         f"\nsummary after {time.monotonic() - started:.0f} s: {counter['mentions']} mentions sent "
         f"over {counter['event_minutes']} event-minutes"

@@ -82,7 +82,19 @@ def test_up_alerts_on_the_crisis_brand_only_and_cleans_up(tmp_path: Path) -> Non
     assert _processes_mentioning(f"CRISIS_RADAR_DATA_DIR={run_dir / 'worker-data'}") == []
 
 
-def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "signals",
+    [
+        (signal.SIGINT,),
+        # Impatience (a second Ctrl-C) or a supervisor's SIGTERM after it must not cut the
+        # clean-up short and leave the broker running.
+        (signal.SIGINT, signal.SIGTERM, signal.SIGINT),
+    ],
+    ids=["ctrl-c", "repeated"],
+)
+def test_ctrl_c_stops_everything_it_started(
+    tmp_path: Path, signals: tuple[signal.Signals, ...]
+) -> None:
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "up", "--run-dir", str(run_dir)],
@@ -102,7 +114,8 @@ def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
         if line.startswith("  ... "):
             break
     assert any(line.startswith("  ... ") for line in lines), "".join(lines[-40:])
-    process.send_signal(signal.SIGINT)
+    for signum in signals:
+        process.send_signal(signum)
     rest, _ = process.communicate(timeout=60)
     output = "".join(lines) + rest
     assert process.returncode == 0, output[-3000:]
