@@ -526,6 +526,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     counter: collections.Counter[str] = collections.Counter()
     alerts_out: TextIO | None = None
+    consumer: Any = None  # the alert topic's reader
     summary: collections.Counter[tuple[str, str, str]] = collections.Counter()
     started = time.monotonic()
     exit_code = 0
@@ -638,11 +639,12 @@ def cmd_up(args: argparse.Namespace) -> int:
                     f"{sum(summary.values())} alert events",
                     flush=True,
                 )
-        consumer.close()
     except KeyboardInterrupt:
         print("\nstopping ...")
     finally:
         stop.set()
+        if consumer is not None:  # before the broker goes, or it logs failed reconnects
+            consumer.close()
         if worker is not None:
             code = stop_process(worker, timeout=20)
             if code not in (0, -signal.SIGTERM):
